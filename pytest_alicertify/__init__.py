@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures that simulate Alibaba Cloud ID verification end to end."""
