@@ -35,9 +35,7 @@ class Status(str, enum.Enum):
         return self.value
 
 
-TERMINAL: frozenset[Status] = frozenset(
-    {Status.PASSED, Status.FAILED, Status.EXPIRED, Status.INIT_FAILED}
-)
+TERMINAL: frozenset[Status] = frozenset({Status.PASSED, Status.FAILED, Status.EXPIRED, Status.INIT_FAILED})
 NON_TERMINAL: frozenset[Status] = frozenset(set(Status) - TERMINAL)
 
 

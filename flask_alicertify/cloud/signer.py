@@ -36,9 +36,7 @@ def canonical_query(query: Mapping[str, str | None]) -> str:
     encoding them or not gives the same bytes, and copying the SDK keeps the property test exact.
     """
     return "&".join(
-        f"{key}={percent_encode(value)}"
-        for key, value in sorted(query.items())
-        if value is not None
+        f"{key}={percent_encode(value)}" for key, value in sorted(query.items()) if value is not None
     )
 
 

@@ -40,9 +40,7 @@ class Storage(Protocol):
     def get_by_certify_id(self, certify_id: str) -> Record | None:
         """The record Alibaba's certify id was issued for, or None."""
 
-    def update(
-        self, record_id: str, *, expect: Collection[Status], **changes: Any
-    ) -> Record | None:
+    def update(self, record_id: str, *, expect: Collection[Status], **changes: Any) -> Record | None:
         """Atomically apply ``changes`` if the stored status is in ``expect``.
 
         Returns the updated record, or None when the record is missing or its status was not
