@@ -1,1 +1,11 @@
 """A stateful fake of Alibaba Cloud's ID-verification APIs, speaking the real wire protocol."""
+
+from .fake import Call
+from .fake import FakeCloud
+from .fake import Fault
+from .fake import Outcome
+from .fake import Session
+from .fake import SessionExpired
+from .signing import sign_request
+
+__all__ = ["Call", "FakeCloud", "Fault", "Outcome", "Session", "SessionExpired", "sign_request"]
