@@ -1,0 +1,169 @@
+"""What only one backend has: engine/client ownership, schema creation, Redis key layout."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alicertify_storage_backends import REDIS_URL
+from alicertify_storage_backends import check_redis
+from alicertify_storage_backends import service_missing
+
+from flask_alicertify.records import Record
+from flask_alicertify.records import Status
+
+sa = pytest.importorskip("sqlalchemy")
+
+from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage  # noqa: E402
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def make(**fields: object) -> Record:
+    values: dict[str, object] = {"id": secrets.token_hex(16), "status": Status.PENDING}
+    values.update(created_at=T0, updated_at=T0)
+    values.update(fields)
+    return Record(**values)
+
+
+def test_sqlite_file_table_created_on_first_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    storage = SQLAlchemyStorage(url)
+    try:
+        assert storage.get("x") is None
+        assert sa.inspect(storage.engine).has_table("alicertify_records")
+        index_names = {ix["name"] for ix in sa.inspect(storage.engine).get_indexes("alicertify_records")}
+        assert index_names == {
+            "ix_alicertify_records_certify_id",
+            "ix_alicertify_records_user_created",
+            "ix_alicertify_records_status_updated",
+        }
+    finally:
+        storage.close()
+
+
+def test_create_false_needs_create_all(tmp_path: Path) -> None:
+    storage = SQLAlchemyStorage(f"sqlite:///{tmp_path / 'b.sqlite3'}", create=False)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="no such table"):
+            storage.get("x")
+        storage.create_all()
+        storage.create_all()  # idempotent
+        record = make()
+        storage.create(record)
+        assert storage.get(record.id) == record
+    finally:
+        storage.close()
+
+
+def test_concurrent_create_all(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    storages = [SQLAlchemyStorage(url) for _ in range(8)]
+    barrier = threading.Barrier(len(storages))
+    errors: list[BaseException] = []
+
+    def first_use(s: SQLAlchemyStorage) -> None:
+        try:
+            barrier.wait(timeout=30)
+            s.count_inits("u", since=T0)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_use, args=(s,)) for s in storages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in storages:
+        s.close()
+    assert errors == []
+
+
+def test_given_engine_is_not_disposed(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    storage = SQLAlchemyStorage(engine, table_name="mine")
+    record = make()
+    storage.create(record)
+    storage.close()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM mine")).scalar_one() == 1
+    engine.dispose()
+
+
+def test_sqlite_stores_utc(tmp_path: Path) -> None:
+    storage = SQLAlchemyStorage(f"sqlite:///{tmp_path / 'e.sqlite3'}")
+    try:
+        storage.create(make(created_at=datetime(2025, 1, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))))
+        with storage.engine.connect() as conn:
+            raw = conn.execute(sa.text("SELECT created_at FROM alicertify_records")).scalar_one()
+        assert str(raw).startswith("2025-01-01 00:00:00")
+    finally:
+        storage.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    reason = check_redis()
+    if reason:
+        service_missing(reason)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)  # bytes responses, unlike the storage's own client
+    prefix = f"alicertify-test-{secrets.token_hex(6)}:"
+    client.prefix = prefix
+    try:
+        yield client
+    finally:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.mark.redis
+def test_redis_with_a_bytes_client(redis_client: Any) -> None:
+    from flask_alicertify.storage.redis import RedisStorage
+
+    storage = RedisStorage(redis_client, prefix=redis_client.prefix)
+    record = make(certify_id="cid", extra={"a": "认证"})
+    storage.create(record)
+    assert storage.get(record.id) == record
+    assert storage.get_by_certify_id("cid") == record
+    updated = storage.update(record.id, expect={Status.PENDING}, status=Status.FAILED, passed=False)
+    assert updated == record.replace(status=Status.FAILED, passed=False)
+    assert storage.update(record.id, expect={Status.PENDING}, status=Status.PASSED) is None
+    storage.close()
+    assert redis_client.ping()  # not ours to close
+
+
+@pytest.mark.redis
+def test_redis_key_layout(redis_client: Any) -> None:
+    from flask_alicertify.storage.redis import RedisStorage
+
+    client = redis_client
+    prefix: str = client.prefix
+    storage = RedisStorage(client, prefix=prefix, inits_retention=timedelta(days=2))
+    old = make(user_id="u1", created_at=T0 - timedelta(days=3))
+    new = make(user_id="u1", certify_id="c1")
+    storage.create(old)
+    storage.create(new)
+    hashed = client.hgetall(f"{prefix}record:{new.id}")
+    assert hashed[b"status"] == b"pending"
+    assert hashed[b"created_at"] == b"2025-03-01T08:00:00.000000+00:00"
+    assert b"user_id" in hashed and b"passed" not in hashed  # None is a missing field
+    assert client.get(f"{prefix}certify:c1") == new.id.encode()
+    # The 3-day-old init was trimmed when the newer one arrived; the key expires on its own.
+    members = client.zrange(f"{prefix}inits:u1", 0, -1)
+    assert members == [new.id.encode()]
+    assert 0 < client.ttl(f"{prefix}inits:u1") <= 2 * 86400
+    storage.update(new.id, expect={Status.PENDING}, status=Status.PASSED, passed=True)
+    stale_ids = client.zrange(f"{prefix}stale", 0, -1)
+    assert stale_ids == [old.id.encode()]
+    assert client.hget(f"{prefix}record:{new.id}", "passed") == b"1"

@@ -1,0 +1,112 @@
+"""``load_storage``: what ``ALICERTIFY_STORAGE`` may say, and the errors when it is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_alicertify.storage import MemoryStorage
+from flask_alicertify.storage import Storage
+from flask_alicertify.storage import load_storage
+from flask_alicertify.storage.loader import StorageConfigError
+
+
+class CustomStorage(MemoryStorage):
+    def __init__(self, label: str = "") -> None:
+        super().__init__()
+        self.label = label
+
+
+def test_builtin_names() -> None:
+    assert type(load_storage("memory")) is MemoryStorage
+    assert type(load_storage(" Memory ")) is MemoryStorage
+
+
+def test_sqlalchemy_by_name(tmp_path: Path) -> None:
+    from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
+
+    storage = load_storage("sqlalchemy", url=f"sqlite:///{tmp_path / 'db.sqlite3'}", table_name="t")
+    try:
+        assert isinstance(storage, SQLAlchemyStorage)
+        assert storage.table.name == "t"
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("option", ["url", "url_or_client"])
+def test_redis_by_name(option: str) -> None:
+    from flask_alicertify.storage.redis import RedisStorage
+
+    # Building the client does not connect, so this needs no server.
+    storage = load_storage("redis", **{option: "redis://127.0.0.1:6379/5"}, prefix="p:")
+    try:
+        assert isinstance(storage, RedisStorage)
+        assert storage.prefix == "p:"
+        assert storage.client.connection_pool.connection_kwargs["db"] == 5
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("path", [f"{__name__}:CustomStorage", f"{__name__}.CustomStorage"])
+def test_import_paths(path: str) -> None:
+    storage = load_storage(path, label="x")
+    assert isinstance(storage, CustomStorage) and storage.label == "x"
+
+
+def test_instance_class_and_factory() -> None:
+    instance = CustomStorage()
+    assert load_storage(instance) is instance
+    assert isinstance(load_storage(CustomStorage), CustomStorage)
+    assert isinstance(load_storage(lambda: CustomStorage("f")), CustomStorage)
+    with pytest.raises(StorageConfigError, match="options cannot be applied"):
+        load_storage(instance, url="x")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope", 'unknown storage .*"memory", "sqlalchemy", "redis"'),
+        ("no_such_module_xyz:Thing", "cannot import storage module 'no_such_module_xyz'"),
+        (f"{__name__}:Missing", "has no attribute 'Missing'"),
+        (f"{__name__}:test_builtin_names", "lacks the Storage methods"),
+        (42, "invalid storage 42"),
+    ],
+)
+def test_errors_name_the_choices(spec: Any, message: str) -> None:
+    with pytest.raises(StorageConfigError, match=message):
+        load_storage(spec)
+
+
+def test_storage_config_error_is_a_value_error() -> None:
+    assert issubclass(StorageConfigError, ValueError)
+
+
+def test_loaded_storage_satisfies_protocol() -> None:
+    assert isinstance(load_storage("memory"), Storage)
+
+
+def test_optional_backends_are_imported_lazily() -> None:
+    """Without sqlalchemy and redis installed the package still imports, and says what to install."""
+    code = """
+import sys
+sys.modules["sqlalchemy"] = None
+sys.modules["redis"] = None
+import flask_alicertify.storage as s
+from flask_alicertify.storage.loader import StorageConfigError
+assert s.MemoryStorage
+for name, extra in (("sqlalchemy", "sqlalchemy"), ("redis", "redis")):
+    try:
+        s.load_storage(name, url="x")
+    except StorageConfigError as e:
+        assert f"flask-alicertify[{extra}]" in str(e), e
+    else:
+        raise AssertionError(name)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
