@@ -1,0 +1,299 @@
+"""The ``sdk`` gateway: InitFaceVerify / DescribeFaceVerify through Alibaba's official client.
+
+For teams that prefer Alibaba's own ``alibabacloud_cloudauth20190307`` client. It honours the same
+:class:`~.base.Gateway` protocol and raises the same typed errors as the ``cloudauth`` gateway:
+
+* the SDK does not check the body ``Code`` (sdk-anatomy §3), so we do, with the very functions
+  the ``cloudauth`` gateway uses (:func:`.cloudauth.init_result`, :func:`.cloudauth.verdict`);
+* the SDK does not fail over, so we loop over the endpoints ourselves, with the same policy;
+* ``ThrottlingException`` -> :class:`CloudThrottled`, ``ClientException`` (4xx) ->
+  :class:`CloudRejected`, ``ServerException`` (5xx) and connection errors / timeouts ->
+  next endpoint, then :class:`CloudUnavailable`; unparsable answers -> :class:`CloudMalformedResponse`.
+
+Limits of the SDK that we cannot paper over: it sends through ``requests`` (a process-wide
+session per host, not the app's httpx client, so pytest-httpx cannot see it: test it against the
+fake served on loopback), and when an answer is not JSON it drops the HTTP status, so a 5xx HTML
+error page is reported as malformed and not failed over.
+
+Personal data: ``requests`` puts the full URL (with CertName/CertNo) into connection error
+messages, so those exceptions are never chained into ours; their text is redacted and copied.
+The ``urllib3`` and ``darabonba-core`` loggers get the redacting filter (see :mod:`.redact`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import GatewayConfig
+from .base import InitRequest
+from .base import InitResult
+from .base import Verdict
+from .cloudauth import DESCRIBE
+from .cloudauth import INIT
+from .cloudauth import init_result
+from .cloudauth import verdict
+from .errors import CloudError
+from .errors import CloudMalformedResponse
+from .errors import CloudRejected
+from .errors import CloudThrottled
+from .errors import CloudUnavailable
+from .errors import CredentialsMissing
+from .redact import install_log_redaction
+from .redact import redact
+from .transport import body_code
+from .transport import normalize_endpoint
+
+INSTALL_HINT = "the 'sdk' gateway needs Alibaba's official client: pip install flask-alicertify[sdk]"
+
+
+class _CredentialAdapter:
+    """Feeds our :class:`CredentialsProvider` to the SDK, asked once per request like the SDK's own."""
+
+    def __init__(self, gateway: SdkGateway) -> None:
+        self._gateway = gateway
+
+    def get_credential(self) -> Any:
+        creds = self._gateway.config.credentials.get()
+        return self._gateway._models.CredentialModel(
+            access_key_id=creds.access_key_id,
+            access_key_secret=creds.access_key_secret,
+            security_token=creds.security_token,
+            type="sts" if creds.security_token else "access_key",
+            provider_name=creds.provider_name,
+        )
+
+
+class _SdkModules:
+    """The SDK's classes, imported when the gateway is built (never at our import time)."""
+
+    def __init__(self) -> None:
+        try:
+            from alibabacloud_cloudauth20190307 import models as cloudauth_models
+            from alibabacloud_cloudauth20190307.client import Client
+            from alibabacloud_credentials.models import CredentialModel
+            from alibabacloud_tea_openapi import exceptions
+            from alibabacloud_tea_openapi.utils_models import Config
+            from darabonba.exceptions import RetryError as DaraRetryError
+            from darabonba.exceptions import UnretryableException
+            from darabonba.runtime import RuntimeOptions
+            from Tea.exceptions import RetryError as TeaRetryError
+        except ImportError as exc:
+            raise ImportError(INSTALL_HINT) from exc
+        self.Client = Client
+        self.Config = Config
+        self.RuntimeOptions = RuntimeOptions
+        self.CredentialModel = CredentialModel
+        self.InitFaceVerifyRequest = cloudauth_models.InitFaceVerifyRequest
+        self.DescribeFaceVerifyRequest = cloudauth_models.DescribeFaceVerifyRequest
+        self.ThrottlingException = exceptions.ThrottlingException
+        self.ClientException = exceptions.ClientException
+        self.ServerException = exceptions.ServerException
+        self.AlibabaCloudException = exceptions.AlibabaCloudException
+        self.UnretryableException = UnretryableException
+        self.RetryErrors = (DaraRetryError, TeaRetryError)
+
+
+class _Failover(Exception):
+    def __init__(self, error: CloudError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _clean(value: Any) -> str | None:
+    """The SDK formats missing fields as the string "None"."""
+    if value is None:
+        return None
+    text = str(value)
+    return None if text in ("", "None") else text
+
+
+class SdkGateway:
+    """Cloudauth through ``alibabacloud_cloudauth20190307.client.Client``, one client per endpoint."""
+
+    api = "sdk"
+
+    def __init__(self, config: GatewayConfig, transport: httpx.BaseTransport | None = None) -> None:
+        if transport is not None:
+            raise ValueError(
+                "the 'sdk' gateway sends through the official SDK (requests) and cannot use an httpx"
+                " transport; point its endpoints at a server instead (e.g. the fake's cloud.serve())"
+            )
+        self._models = _SdkModules()
+        self.config = config
+        install_log_redaction()
+        self.endpoints: tuple[str, ...] = tuple(normalize_endpoint(e) for e in config.endpoints)
+        if not self.endpoints:
+            raise ValueError("at least one endpoint is required")
+        credential = _CredentialAdapter(self)
+        self._clients: list[tuple[str, Any]] = []
+        for endpoint in self.endpoints:
+            parts = urlsplit(endpoint)
+            sdk_config = self._models.Config(
+                endpoint=parts.netloc,
+                protocol=parts.scheme,
+                connect_timeout=int(config.connect_timeout * 1000),
+                read_timeout=int(config.read_timeout * 1000),
+                credential=credential,
+            )
+            self._clients.append((endpoint, self._models.Client(sdk_config)))
+
+    def _runtime(self) -> Any:
+        return self._models.RuntimeOptions(
+            connect_timeout=int(self.config.connect_timeout * 1000),
+            read_timeout=int(self.config.read_timeout * 1000),
+        )
+
+    def _call(self, action: str, method_name: str, request: Any) -> tuple[dict[str, Any], str | None, str]:
+        last: CloudError | None = None
+        for endpoint, client in self._clients:
+            try:
+                return self._attempt(action, endpoint, getattr(client, method_name), request)
+            except _Failover as failover:
+                last = failover.error
+        assert last is not None
+        raise CloudUnavailable(
+            f"{action}: every endpoint failed ({len(self._clients)} tried); last: {last.message}",
+            code=last.code,
+            request_id=last.request_id,
+            http_status=last.http_status,
+            endpoint=last.endpoint,
+        ) from last
+
+    def _attempt(
+        self, action: str, endpoint: str, method: Any, request: Any
+    ) -> tuple[dict[str, Any], str | None, str]:
+        m = self._models
+        try:
+            response = method(request, self._runtime())
+        except m.ThrottlingException as exc:
+            raise self._throttled(action, endpoint, exc) from exc
+        except m.ClientException as exc:
+            if exc.status_code == 429 or str(exc.code or "").startswith("Throttling"):
+                raise self._throttled(action, endpoint, exc) from exc
+            data = exc.data if isinstance(getattr(exc, "data", None), dict) else {}
+            message = _clean(data.get("Message", data.get("message"))) or ""
+            raise CloudRejected(
+                f"{action}: rejected: {message}".rstrip(": "),
+                code=_clean(exc.code),
+                request_id=_clean(exc.request_id),
+                http_status=exc.status_code,
+                endpoint=endpoint,
+            ) from exc
+        except m.ServerException as exc:
+            error = CloudUnavailable(
+                f"{action}: server error",
+                code=_clean(exc.code),
+                request_id=_clean(exc.request_id),
+                http_status=exc.status_code,
+                endpoint=endpoint,
+            )
+            error.__cause__ = exc
+            raise _Failover(error) from exc
+        except m.UnretryableException as exc:
+            inner = exc.inner_exception
+            if isinstance(inner, CredentialsMissing):
+                raise inner from None
+            text = redact(str(getattr(inner, "message", None) or inner))
+            if isinstance(inner, m.RetryErrors):
+                timed_out = "timed out" in text.lower() or "timeout" in text.lower()
+                # Not chained: requests' message carries the full URL (personal data); `text` is redacted.
+                raise _Failover(
+                    CloudUnavailable(
+                        f"{action}: {'timed out' if timed_out else 'connection failed'}: {text}",
+                        code="Timeout" if timed_out else "TransportError",
+                        endpoint=endpoint,
+                    )
+                ) from None
+            raise CloudMalformedResponse(f"{action}: unreadable answer: {text}", endpoint=endpoint) from None
+        except CloudError:
+            raise
+        except Exception as exc:  # anything else from inside the SDK: treat like the official sample
+            raise _Failover(
+                CloudUnavailable(
+                    f"{action}: {type(exc).__name__}: {redact(str(exc))}", code="SdkError", endpoint=endpoint
+                )
+            ) from None
+
+        headers = getattr(response, "headers", None) or {}
+        status = getattr(response, "status_code", None)
+        body = getattr(response, "body", None)
+        data = body.to_map() if body is not None and hasattr(body, "to_map") else None
+        if not isinstance(data, dict) or not data:
+            raise CloudMalformedResponse(
+                f"{action}: answer is not the documented JSON object",
+                request_id=_clean(headers.get("x-acs-request-id")),
+                http_status=status,
+                endpoint=endpoint,
+            )
+        request_id = _clean(data.get("RequestId")) or _clean(headers.get("x-acs-request-id"))
+        if body_code(data) == "500":
+            raise _Failover(
+                CloudUnavailable(
+                    f"{action}: server error: {data.get('Message') or ''}".rstrip(": "),
+                    code="500",
+                    request_id=request_id,
+                    http_status=status,
+                    endpoint=endpoint,
+                )
+            )
+        if str(body_code(data) or "").startswith("Throttling"):
+            raise CloudThrottled(
+                f"{action}: throttled",
+                code=body_code(data),
+                request_id=request_id,
+                http_status=status,
+                endpoint=endpoint,
+            )
+        return data, request_id, endpoint
+
+    @staticmethod
+    def _throttled(action: str, endpoint: str, exc: Any) -> CloudThrottled:
+        retry_after = getattr(exc, "retry_after", None)
+        return CloudThrottled(
+            f"{action}: throttled",
+            retry_after=None if not retry_after else float(retry_after) / 1000.0,
+            code=_clean(exc.code),
+            request_id=_clean(getattr(exc, "request_id", None)),
+            http_status=getattr(exc, "status_code", None),
+            endpoint=endpoint,
+        )
+
+    def _scene_id(self) -> Any:
+        # The SDK models SceneId as a Long and sends str(value); an int keeps its wire form identical.
+        scene = str(self.config.scene_id)
+        return int(scene) if scene.isdigit() else scene
+
+    def init(self, request: InitRequest) -> InitResult:
+        sdk_request = self._models.InitFaceVerifyRequest(
+            product_code=self.config.product_code,
+            scene_id=self._scene_id(),
+            outer_order_no=request.outer_order_no,
+            cert_type=request.cert_type,
+            cert_name=request.cert_name,
+            cert_no=request.cert_no,
+            return_url=request.return_url,
+            callback_url=request.callback_url,
+            callback_token=request.callback_token,
+            meta_info=request.meta_info,
+            user_id=request.user_id,
+            model=request.model,
+        )
+        data, request_id, endpoint = self._call(INIT, "init_face_verify_with_options", sdk_request)
+        return init_result(data, request_id, endpoint)
+
+    def describe(self, certify_id: str) -> Verdict:
+        sdk_request = self._models.DescribeFaceVerifyRequest(
+            certify_id=certify_id,
+            scene_id=self._scene_id(),
+        )
+        data, request_id, endpoint = self._call(DESCRIBE, "describe_face_verify_with_options", sdk_request)
+        return verdict(data, request_id, endpoint)
+
+    def close(self) -> None:
+        """Nothing to close: the SDK's ``requests`` sessions are process-wide (DaraCore._sessions)."""
+
+    def __repr__(self) -> str:
+        return f"SdkGateway(endpoints={list(self.endpoints)!r})"

@@ -1,0 +1,367 @@
+"""One signed RPC call to Alibaba Cloud over a pooled ``httpx.Client``, with endpoint failover.
+
+The request is built the way the official SDK builds it (reference §5.1, sdk-anatomy §1.2): the
+business parameters in the query string (``urlencode``, space as ``+``), form fields in an
+``application/x-www-form-urlencoded`` body, the V3 ``x-acs-*`` headers, and every header we set
+signed. The ``httpx.Request`` is constructed directly and handed to ``Client.send`` because
+``Client.build_request`` would add httpx's default headers (``accept: */*``, ``user-agent``,
+``accept-encoding``, ``connection``) after signing, unsigned and overriding ours.
+
+One ``httpx.Client`` per :class:`Transport`, for the life of the app: building a client costs
+about 50 ms (SSL context, certifi), and reusing it keeps TCP/TLS connections alive between calls,
+which is where the real latency to Alibaba is (sdk-anatomy §4).
+
+Error policy (reference §4 and the official failover sample):
+
+* connect error, timeout, other transport errors, HTTP 5xx, body ``Code`` 500 -> try the next
+  endpoint; when none is left, :class:`CloudUnavailable` with the last cause;
+* throttling (HTTP 429, a ``Throttling*`` code, or an ``x-acs-retry-after`` header on an error) ->
+  :class:`CloudThrottled` at once: the QPS quota is per account, another region does not help;
+* HTTP 4xx -> :class:`CloudRejected`; never failed over (the same request would be rejected again);
+* non-JSON, or JSON that is not an object -> :class:`CloudMalformedResponse` (failed over only
+  when the status was 5xx, since that is a gateway error page);
+* HTTP 200 with a business ``Code`` -> returned to the caller, who knows what each code means.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import signer
+from .base import CredentialsProvider
+from .errors import CloudError
+from .errors import CloudMalformedResponse
+from .errors import CloudRejected
+from .errors import CloudThrottled
+from .errors import CloudUnavailable
+from .redact import install_log_redaction
+from .redact import redact
+
+logger = logging.getLogger("flask_alicertify.cloud")
+
+USER_AGENT = "flask-alicertify (httpx)"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class CallResult(NamedTuple):
+    """The decoded JSON object, Alibaba's RequestId, and the endpoint that answered."""
+
+    data: dict[str, Any]
+    request_id: str | None
+    endpoint: str
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """``host`` -> ``https://host``; a full ``http(s)://host[:port]`` URL is kept.
+
+    Only the root path is allowed: the V3 signature covers the path, and every RPC action lives
+    at ``/``.
+    """
+    endpoint = endpoint.strip()
+    if not endpoint:
+        raise ValueError("empty endpoint")
+    if "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"endpoint must be a host or an http(s) URL, got {endpoint!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"endpoint must not have a path or query, got {endpoint!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def body_code(data: Mapping[str, Any]) -> str | None:
+    """Alibaba's ``Code`` (or SAF's ``code``) as a string; SAF sends it as an integer."""
+    return _str_or_none(data.get("Code", data.get("code")))
+
+
+def body_message(data: Mapping[str, Any]) -> str | None:
+    return _str_or_none(data.get("Message", data.get("message")))
+
+
+def _retry_after_seconds(headers: httpx.Headers) -> float | None:
+    raw = headers.get("x-acs-retry-after")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        return None
+    return millis / 1000.0 if millis > 0 else None
+
+
+class Transport:
+    """Signs and sends RPC calls; owns one pooled ``httpx.Client``.
+
+    ``transport`` is an ``httpx.BaseTransport`` to send through (the fake cloud's, in tests);
+    ``None`` uses httpx's default ``HTTPTransport``, which pytest-httpx can intercept.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        credentials: CredentialsProvider,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        self.endpoints: tuple[str, ...] = tuple(normalize_endpoint(e) for e in endpoints)
+        if not self.endpoints:
+            raise ValueError("at least one endpoint is required")
+        self.credentials = credentials
+        self.timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self.user_agent = user_agent
+        install_log_redaction()
+        # No redirects (a 3xx is not an Alibaba answer), no env proxies surprises beyond httpx's
+        # defaults, one pool for every endpoint.
+        if transport is None:
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        else:
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, transport=transport)
+        self._closed = False
+
+    # -- building -----------------------------------------------------------------------------
+
+    def build_request(
+        self,
+        endpoint: str,
+        action: str,
+        version: str,
+        *,
+        query: Mapping[str, Any],
+        body: Mapping[str, Any] | None = None,
+        date: str | None = None,
+        nonce: str | None = None,
+    ) -> httpx.Request:
+        """The signed request for one attempt (fresh date and nonce unless given, for tests)."""
+        clean_query = {k: str(v) for k, v in sorted(query.items()) if v is not None}
+        host = urlsplit(endpoint).netloc
+        headers: dict[str, str] = {
+            "host": host,
+            "x-acs-version": version,
+            "x-acs-action": action,
+            "user-agent": self.user_agent,
+            "x-acs-date": date or signer.timestamp(),
+            "x-acs-signature-nonce": nonce or signer.nonce(),
+            "accept": "application/json",
+        }
+        content = b""
+        if body is not None:
+            form = {k: str(v) for k, v in sorted(body.items()) if v is not None}
+            content = urlencode(form).encode("utf-8")
+            headers["content-type"] = FORM_CONTENT_TYPE
+        payload_hash = signer.hash_payload(content)
+        headers["x-acs-content-sha256"] = payload_hash
+        creds = self.credentials.get()
+        if creds.provider_name:
+            headers["x-acs-credentials-provider"] = creds.provider_name
+        if creds.security_token:
+            headers["x-acs-accesskey-id"] = creds.access_key_id
+            headers["x-acs-security-token"] = creds.security_token
+        headers["Authorization"] = signer.authorization(
+            method="POST",
+            pathname="/",
+            query=clean_query,
+            headers=headers,
+            payload_hash=payload_hash,
+            access_key_id=creds.access_key_id,
+            access_key_secret=creds.access_key_secret,
+        )
+        url = f"{endpoint}/"
+        if clean_query:
+            url += "?" + urlencode(clean_query)
+        # Content-Length last and explicit, as the SDK sends it (unsigned, like the SDK's).
+        wire_headers = list(headers.items()) + [("Content-Length", str(len(content)))]
+        return httpx.Request("POST", url, headers=wire_headers, content=content)
+
+    # -- calling ------------------------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        version: str,
+        *,
+        query: Mapping[str, Any],
+        body: Mapping[str, Any] | None = None,
+    ) -> CallResult:
+        """Send ``action`` to each endpoint in turn until one gives a usable answer.
+
+        Returns the JSON object of an HTTP 2xx answer whose ``Code`` is not 500; business codes
+        are the caller's to interpret.
+        """
+        if self._closed:
+            raise RuntimeError("transport is closed")
+        last: CloudError | None = None
+        for endpoint in self.endpoints:
+            try:
+                return self._attempt(endpoint, action, version, query, body)
+            except _Failover as failover:
+                last = failover.error
+                continue
+        assert last is not None
+        raise CloudUnavailable(
+            f"{action}: every endpoint failed ({len(self.endpoints)} tried); last: {last.message}",
+            code=last.code,
+            request_id=last.request_id,
+            http_status=last.http_status,
+            endpoint=last.endpoint,
+        ) from last
+
+    def _attempt(
+        self,
+        endpoint: str,
+        action: str,
+        version: str,
+        query: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
+    ) -> CallResult:
+        request = self.build_request(endpoint, action, version, query=query, body=body)
+        started = time.perf_counter()
+        try:
+            response = self._client.send(request)
+        except httpx.TimeoutException as exc:
+            self._log(action, endpoint, None, None, started, f"timeout ({type(exc).__name__})")
+            error = CloudUnavailable(
+                f"{action}: timed out ({type(exc).__name__})", code="Timeout", endpoint=endpoint
+            )
+            error.__cause__ = exc
+            raise _Failover(error) from exc
+        except httpx.TransportError as exc:
+            self._log(action, endpoint, None, None, started, f"transport error ({type(exc).__name__})")
+            error = CloudUnavailable(
+                f"{action}: {type(exc).__name__}: {redact(str(exc))}",
+                code="TransportError",
+                endpoint=endpoint,
+            )
+            error.__cause__ = exc
+            raise _Failover(error) from exc
+
+        status = response.status_code
+        header_request_id = response.headers.get("x-acs-request-id")
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            what = "not JSON" if data is None else f"JSON {type(data).__name__}, not an object"
+            self._log(action, endpoint, status, header_request_id, started, "malformed")
+            malformed = CloudMalformedResponse(
+                f"{action}: answer is {what}",
+                request_id=header_request_id,
+                http_status=status,
+                endpoint=endpoint,
+            )
+            if status >= 500:
+                raise _Failover(malformed)
+            raise malformed
+
+        request_id = _str_or_none(data.get("RequestId", data.get("requestId"))) or header_request_id
+        code = body_code(data)
+        message = body_message(data) or ""
+        self._log(action, endpoint, status, request_id, started, f"code={code}")
+
+        retry_after = _retry_after_seconds(response.headers)
+        throttled = (
+            status == 429
+            or (code is not None and code.startswith("Throttling"))
+            or (status >= 400 and retry_after is not None)
+        )
+        if throttled:
+            raise CloudThrottled(
+                f"{action}: throttled: {message}".rstrip(": "),
+                retry_after=retry_after,
+                code=code,
+                request_id=request_id,
+                http_status=status,
+                endpoint=endpoint,
+            )
+        if status >= 500 or code == "500":
+            raise _Failover(
+                CloudUnavailable(
+                    f"{action}: server error: {message}".rstrip(": "),
+                    code=code,
+                    request_id=request_id,
+                    http_status=status,
+                    endpoint=endpoint,
+                )
+            )
+        if 400 <= status < 500:
+            raise CloudRejected(
+                f"{action}: rejected: {message}".rstrip(": "),
+                code=code,
+                request_id=request_id,
+                http_status=status,
+                endpoint=endpoint,
+            )
+        if not 200 <= status < 300:
+            raise CloudMalformedResponse(
+                f"{action}: unexpected HTTP status",
+                code=code,
+                request_id=request_id,
+                http_status=status,
+                endpoint=endpoint,
+            )
+        return CallResult(data, request_id, endpoint)
+
+    @staticmethod
+    def _log(
+        action: str,
+        endpoint: str,
+        status: int | None,
+        request_id: str | None,
+        started: float,
+        outcome: str,
+    ) -> None:
+        # Only these fields, ever: no URL, no parameters, no body (personal data lives there).
+        ms = (time.perf_counter() - started) * 1000.0
+        ok = status is not None and 200 <= status < 300 and outcome != "malformed"
+        logger.log(
+            logging.DEBUG if ok else logging.WARNING,
+            "alibaba %s endpoint=%s status=%s request_id=%s duration_ms=%.1f %s",
+            action,
+            endpoint,
+            status,
+            request_id,
+            ms,
+            outcome,
+        )
+
+    def close(self) -> None:
+        """Close the pooled client (its keep-alive connections)."""
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Failover(Exception):
+    """Internal: this endpoint failed in a way another endpoint might not."""
+
+    def __init__(self, error: CloudError) -> None:
+        super().__init__(error.message)
+        self.error = error
