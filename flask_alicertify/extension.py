@@ -1,0 +1,302 @@
+"""The Flask extension object: settings, storage, gateway, blueprint and CLI for one app.
+
+No state lives on the :class:`AliCertify` object except the loaders an application registers;
+everything app-specific is in ``app.extensions["alicertify"][name]`` (a :class:`State`), so one
+extension object can serve several apps, and several extension objects (different ``name`` and
+``config_prefix``, hence different URL prefixes and stores) can live in one app.
+
+Closing: Flask has no "app shut down" hook (``teardown_appcontext`` runs after every request), so
+the gateway's HTTP connection pool and the storage's connections are closed by a
+:func:`weakref.finalize` on the app: when the app object is garbage-collected, or at interpreter
+exit, whichever comes first. Call :meth:`AliCertify.close` to close them earlier (tests, or an
+app factory that rebuilds apps). Only what the extension built itself is closed; a storage or
+gateway passed to :meth:`~AliCertify.init_app` belongs to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import TypeVar
+
+from flask import Blueprint
+from flask import Flask
+from flask import current_app
+
+from .cli import make_cli
+from .cloud.base import Gateway
+from .cloud.base import GatewayConfig
+from .errors import ConfigurationError
+from .errors import CredentialsMissing
+from .errors import StorageConfigError
+from .service import CertifyService
+from .service import Clock
+from .service import utcnow
+from .settings import Settings
+from .storage.base import Storage
+from .storage.loader import load_storage
+from .views import make_blueprint
+from .views import require_user
+
+logger = logging.getLogger("flask_alicertify")
+
+#: Returns the current user's id (any value; it is stored as ``str``), or None when nobody is signed in.
+UserLoader = Callable[[], Any]
+#: Returns ``(cert_name, cert_no)`` for a user id, or None to use the client's values.
+IdentityLoader = Callable[[Any], "tuple[str, str] | None"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXTENSION_KEY = "alicertify"
+
+
+@dataclass
+class State:
+    """What one extension instance keeps for one app (``app.extensions["alicertify"][name]``)."""
+
+    extension: AliCertify
+    settings: Settings
+    storage: Storage
+    gateway: Gateway
+    service: CertifyService
+    blueprint: Blueprint
+    finalizer: weakref.finalize[Any, Any]
+    #: The in-process fake Alibaba Cloud when ``{prefix}SANDBOX`` is on, else None.
+    sandbox: Any = None
+
+    def user_id(self) -> str | None:
+        """The current caller's id (401 when the loader says nobody and anonymous is off)."""
+        return require_user(self.extension._user_loader, self.settings.allow_anonymous)
+
+    def profile(self, user_id: str | None) -> tuple[str, str] | None:
+        """``(cert_name, cert_no)`` from the app's identity loader, or None."""
+        loader = self.extension._identity_loader
+        if loader is None or user_id is None:
+            return None
+        value = loader(user_id)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, (tuple, list))
+            or len(value) != 2
+            or not all(isinstance(v, str) for v in value)
+        ):
+            raise TypeError("identity_loader must return (cert_name, cert_no) as two strings, or None")
+        return value[0], value[1]
+
+
+class AliCertify:
+    """Alibaba Cloud ID verification for a Flask app (DESIGN §1–§3).
+
+    :param app: an app to initialise right away (or call :meth:`init_app` later).
+    :param name: the instance name: blueprint name, ``app.extensions["alicertify"]`` key and
+        CLI group name. Give each instance in one app its own.
+    :param config_prefix: the prefix of this instance's config keys (``ALICERTIFY_`` by default).
+    :param user_loader: same as decorating a function with :meth:`user_loader`; handy with the
+        ``AliCertify(app)`` form, where :meth:`init_app` runs before any decorator can.
+    :param identity_loader: same as decorating with :meth:`identity_loader`.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        name: str = "alicertify",
+        config_prefix: str = "ALICERTIFY_",
+        user_loader: UserLoader | None = None,
+        identity_loader: IdentityLoader | None = None,
+    ) -> None:
+        if not name or "." in name:
+            raise ValueError(f"name must be a non-empty blueprint name without dots, got {name!r}")
+        self.name = name
+        self.config_prefix = config_prefix
+        self._user_loader: UserLoader | None = user_loader
+        self._identity_loader: IdentityLoader | None = identity_loader
+        if app is not None:
+            self.init_app(app)
+
+    def __repr__(self) -> str:
+        return f"<AliCertify {self.name!r} prefix={self.config_prefix!r}>"
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    def user_loader(self, f: F) -> F:
+        """Register the function that says who is calling: ``() -> user id | None``.
+
+        Records are bound to that id; another user's record answers 403, and None answers 401
+        (unless ``ALLOW_ANONYMOUS`` is on). Register it before :meth:`init_app`.
+        """
+        self._user_loader = f
+        return f
+
+    def identity_loader(self, f: F) -> F:
+        """Register ``(user_id) -> (cert_name, cert_no) | None``: the identity to verify.
+
+        When it returns a pair, the client's certName/certNo are ignored if absent or masked
+        placeholders (``1******************9``), and must match otherwise (400 identity_mismatch).
+        """
+        self._identity_loader = f
+        return f
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        storage: Storage | None = None,
+        gateway: Gateway | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Read the settings, build storage and gateway, register the blueprint and CLI.
+
+        :param storage: use this storage instead of ``{prefix}STORAGE`` (tests, custom setups).
+        :param gateway: use this gateway instead of building one (tests against a fake cloud).
+        :param clock: the service's clock (aware UTC datetimes); tests inject a fake one.
+        """
+        settings = self.load_settings(app)
+        if self._user_loader is None and not settings.allow_anonymous:
+            raise ConfigurationError(
+                settings.key("ALLOW_ANONYMOUS"),
+                "is off and no user loader is registered: decorate a function with "
+                f"@{self.name}.user_loader (or pass user_loader=) before init_app, or set "
+                f"{settings.key('ALLOW_ANONYMOUS')} = True to let anyone start verifications",
+            )
+        registry: dict[str, State] = app.extensions.setdefault(EXTENSION_KEY, {})
+        if self.name in registry:
+            raise RuntimeError(
+                f"an AliCertify instance named {self.name!r} is already registered on this app; "
+                "give each instance its own name="
+            )
+        for other in registry.values():
+            if other.settings.url_prefix == settings.url_prefix:
+                raise ConfigurationError(
+                    settings.key("URL_PREFIX"),
+                    f"is {settings.url_prefix!r}, which the {other.extension.name!r} instance already uses",
+                )
+
+        owned: list[Any] = []
+        sandbox = None
+        try:
+            if storage is None:
+                storage = self.make_storage(app, settings)
+                owned.append(storage)
+            if gateway is None:
+                if settings.sandbox:
+                    sandbox = self.make_sandbox_cloud(app, settings)
+                gateway = self.make_gateway(app, settings, sandbox=sandbox)
+                owned.append(gateway)
+        except BaseException:
+            _close_all(tuple(owned), self.name)
+            raise
+
+        service = CertifyService(settings, storage, gateway, clock=clock or utcnow, sender=weakref.ref(app))
+        blueprint = make_blueprint(self.name, settings.url_prefix)
+        app.register_blueprint(blueprint)
+        app.cli.add_command(make_cli(self.name))
+        finalizer = weakref.finalize(app, _close_all, tuple(owned), self.name)
+        registry[self.name] = State(
+            extension=self,
+            settings=settings,
+            storage=storage,
+            gateway=gateway,
+            service=service,
+            blueprint=blueprint,
+            finalizer=finalizer,
+            sandbox=sandbox,
+        )
+
+    def load_settings(self, app: Flask) -> Settings:
+        """This instance's :class:`Settings` from ``app.config`` (override to add sources)."""
+        return Settings.from_mapping(
+            app.config,
+            prefix=self.config_prefix,
+            instance_path=app.instance_path,
+            testing=app.testing,
+            secret_key=app.config.get("SECRET_KEY"),
+        )
+
+    def make_storage(self, app: Flask, settings: Settings) -> Storage:
+        """The storage ``{prefix}STORAGE`` names; the default SQLite file's folder is created."""
+        spec = settings.storage
+        name = spec.strip().lower() if isinstance(spec, str) else None
+        try:
+            if name == "sqlalchemy":
+                if settings.database_url_is_default:
+                    os.makedirs(app.instance_path, exist_ok=True)
+                return load_storage("sqlalchemy", url=settings.database_url)
+            if name == "redis":
+                return load_storage("redis", url_or_client=settings.redis_url)
+            return load_storage(spec)
+        except StorageConfigError as e:
+            raise ConfigurationError(settings.key("STORAGE"), f"is not usable: {e}") from e
+
+    def make_gateway(self, app: Flask, settings: Settings, *, sandbox: Any = None) -> Gateway:
+        """The gateway for ``{prefix}API``; with a sandbox cloud, one that talks to it in-process.
+
+        The single place a gateway is built: override it to wrap or replace the gateway.
+        """
+        from .cloud.credentials import StaticCredentials
+        from .cloud.credentials import resolve_credentials
+        from .cloud.gateways import make_gateway
+
+        transport = None
+        endpoints: Sequence[str] = settings.endpoints
+        if sandbox is not None:
+            credentials: Any = StaticCredentials(sandbox.access_key_id, sandbox.access_key_secret)
+            transport = sandbox.transport()
+        else:
+            try:
+                credentials = resolve_credentials(
+                    settings.access_key_id, settings.access_key_secret, settings.security_token
+                )
+            except CredentialsMissing as e:
+                raise ConfigurationError(settings.key("ACCESS_KEY_ID"), f"is not usable: {e}") from e
+        config = GatewayConfig(
+            scene_id=settings.scene_id or "1000000000",
+            credentials=credentials,
+            endpoints=tuple(endpoints),
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            product_code=settings.product_code,
+        )
+        return make_gateway(settings.api, config, transport=transport)
+
+    def make_sandbox_cloud(self, app: Flask, settings: Settings) -> Any:
+        """The in-process fake Alibaba Cloud that sandbox mode serves from (no network)."""
+        from .sandbox.fake import FakeCloud
+
+        # The sandbox may run on plain http locally, so its callback URL need not be https.
+        return FakeCloud(https_callbacks_only=False)
+
+    # -- access -----------------------------------------------------------------------------------
+
+    def state(self, app: Flask | None = None) -> State:
+        """This instance's :class:`State` for ``app`` (default: the current app)."""
+        target = app if app is not None else current_app
+        try:
+            found: State = target.extensions[EXTENSION_KEY][self.name]
+        except KeyError:
+            raise RuntimeError(f"AliCertify {self.name!r} is not initialised on this app") from None
+        return found
+
+    def service(self, app: Flask | None = None) -> CertifyService:
+        return self.state(app).service
+
+    def close(self, app: Flask | None = None) -> None:
+        """Close what the extension built for ``app`` now rather than when the app is collected."""
+        self.state(app).finalizer()
+
+
+def _close_all(resources: tuple[Any, ...], name: str) -> None:
+    # Must not reference the app: it runs when the app is being collected.
+    for resource in resources:
+        try:
+            resource.close()
+        except Exception:  # noqa: BLE001 - closing must not stop the next resource from closing
+            logger.exception("AliCertify %r: closing %s failed", name, type(resource).__name__)

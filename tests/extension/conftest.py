@@ -1,0 +1,16 @@
+"""Fixtures of the extension tests; the helpers live in ``alicertify_ext_support``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alicertify_ext_support import Harness
+from alicertify_ext_support import harness
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    """An app with AliCertify on MemoryStorage and the fake cloud; ``X-User`` is the user."""
+    with harness() as built:
+        yield built

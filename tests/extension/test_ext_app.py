@@ -1,0 +1,336 @@
+"""The extension object: init_app, several instances and apps, loaders, storage choice, closing."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alicertify_ext_support import ACCESS_KEY_ID
+from alicertify_ext_support import ACCESS_KEY_SECRET
+from alicertify_ext_support import CERT_NAME
+from alicertify_ext_support import CERT_NO
+from alicertify_ext_support import base_config
+from alicertify_ext_support import cloud_gateway
+from alicertify_ext_support import header_user
+from alicertify_ext_support import new_cloud
+from flask import Flask
+
+from flask_alicertify import AliCertify
+from flask_alicertify import Record
+from flask_alicertify import Status
+from flask_alicertify import errors
+from flask_alicertify import signals
+from flask_alicertify.cloud.base import Gateway
+from flask_alicertify.cloud.base import InitRequest
+from flask_alicertify.cloud.base import InitResult
+from flask_alicertify.cloud.base import Verdict
+from flask_alicertify.sandbox.fake import FakeCloud
+from flask_alicertify.sandbox.fake import Outcome
+from flask_alicertify.settings import Settings
+from flask_alicertify.storage import MemoryStorage
+
+INIT_BODY = {"serviceParameters": {"certNo": CERT_NO, "certName": CERT_NAME}}
+
+
+def make_app(tmp_path: Path | None = None, **config: Any) -> Flask:
+    app = Flask(__name__, instance_path=str(tmp_path / "instance") if tmp_path else None)
+    app.config.update(base_config(**config))
+    return app
+
+
+class SpyGateway:
+    """Wraps a real gateway and counts close() calls."""
+
+    def __init__(self, inner: Gateway) -> None:
+        self.inner = inner
+        self.api = inner.api
+        self.closed = 0
+
+    def init(self, request: InitRequest) -> InitResult:
+        return self.inner.init(request)
+
+    def describe(self, certify_id: str) -> Verdict:
+        return self.inner.describe(certify_id)
+
+    def close(self) -> None:
+        self.closed += 1
+        self.inner.close()
+
+
+def test_refuses_to_serve_without_user_loader() -> None:
+    app = make_app()
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(app)
+    assert info.value.key == "ALICERTIFY_ALLOW_ANONYMOUS"
+    assert "user_loader" in str(info.value)
+    assert "alicertify" not in app.extensions or not app.extensions["alicertify"]
+    assert "alicertify.init" not in app.view_functions
+
+
+def test_anonymous_mode_when_allowed() -> None:
+    cloud = new_cloud()
+    app = make_app(ALICERTIFY_ALLOW_ANONYMOUS=True)
+    AliCertify().init_app(app, gateway=cloud_gateway(cloud))
+    cloud.script_next(Outcome.passes())
+    client = app.test_client()
+    cid = client.post("/alicertify/init", json=INIT_BODY).get_json()["certifyId"]
+    body = client.post("/alicertify/result", json={"certifyId": cid, "resultStatus": "9000", "result": None})
+    assert body.get_json()["status"] == "passed"
+
+
+def test_user_loader_decorator_before_init_app() -> None:
+    ext = AliCertify()
+
+    @ext.user_loader
+    def load_user() -> int:
+        return 42
+
+    assert load_user() == 42  # the decorator returns the function unchanged
+    app = make_app()
+    cloud = new_cloud()
+    ext.init_app(app, gateway=cloud_gateway(cloud))
+    cid = app.test_client().post("/alicertify/init", json=INIT_BODY).get_json()["certifyId"]
+    record = ext.state(app).storage.get_by_certify_id(cid)
+    assert record is not None and record.user_id == "42"
+
+
+def test_two_instances_with_different_prefixes_in_one_app() -> None:
+    app = make_app(KYC_SCENE_ID="2000000001", KYC_URL_PREFIX="/kyc", KYC_RETURN_URL_HOSTS="kyc.example.com")
+    cloud_a, cloud_b = new_cloud(), new_cloud()
+    a = AliCertify(user_loader=header_user)
+    b = AliCertify(name="kyc", config_prefix="KYC_", user_loader=lambda: "kyc-user")
+    a.init_app(app, gateway=cloud_gateway(cloud_a))
+    b.init_app(app, gateway=cloud_gateway(cloud_b))
+    assert set(app.extensions["alicertify"]) == {"alicertify", "kyc"}
+    assert a.state(app).storage is not b.state(app).storage
+    client = app.test_client()
+    response = client.post(
+        "/kyc/init",
+        json={
+            "serviceParameters": {
+                "certNo": CERT_NO,
+                "certName": CERT_NAME,
+                "returnUrl": "https://kyc.example.com/",
+            }
+        },
+    )
+    assert response.status_code == 200
+    cid = response.get_json()["certifyId"]
+    assert len(cloud_b.calls_for("InitFaceVerify")) == 1 and cloud_a.calls == []
+    assert b.state(app).storage.get_by_certify_id(cid) is not None
+    assert a.state(app).storage.get_by_certify_id(cid) is None
+    # The other instance does not know this certify id, and its own return hosts differ.
+    assert (
+        client.post("/alicertify/result", json={"certifyId": cid, "resultStatus": "9000"}).status_code == 401
+    )
+    assert (
+        client.post(
+            "/alicertify/result",
+            json={"certifyId": cid, "resultStatus": "9000"},
+            headers={"X-User": "kyc-user"},
+        ).status_code
+        == 404
+    )
+    assert client.post("/kyc/result", json={"certifyId": cid, "resultStatus": "9000"}).status_code == 200
+    assert "alicertify" in app.cli.commands and "kyc" in app.cli.commands
+    assert b.state(app).settings.scene_id == "2000000001"
+
+
+def test_same_name_or_prefix_twice_is_refused() -> None:
+    app = make_app(OTHER_SCENE_ID="1")
+    AliCertify(app, user_loader=header_user)
+    with pytest.raises(RuntimeError, match="already registered"):
+        AliCertify(app, user_loader=header_user)
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(app, name="other", config_prefix="OTHER_", user_loader=header_user)
+    assert info.value.key == "OTHER_URL_PREFIX"
+
+
+def test_one_extension_two_apps_in_one_process() -> None:
+    ext = AliCertify(user_loader=header_user)
+    apps, clouds = [], []
+    for _ in range(2):
+        app, cloud = make_app(), new_cloud()
+        ext.init_app(app, gateway=cloud_gateway(cloud))
+        apps.append(app)
+        clouds.append(cloud)
+    seen: list[tuple[Any, Record]] = []
+
+    def receiver(sender: Any, record: Record, **extra: Any) -> None:
+        seen.append((sender, record))
+
+    signals.certify_passed.connect(receiver)
+    try:
+        for app, cloud in zip(apps, clouds, strict=True):
+            cloud.script_next(Outcome.passes())
+            client = app.test_client()
+            cid = client.post("/alicertify/init", json=INIT_BODY, headers={"X-User": "u"}).get_json()[
+                "certifyId"
+            ]
+            body = client.post(
+                "/alicertify/result", json={"certifyId": cid, "resultStatus": "9000"}, headers={"X-User": "u"}
+            ).get_json()
+            assert body["status"] == "passed"
+            assert ext.state(app).storage.get_by_certify_id(cid) is not None
+    finally:
+        signals.certify_passed.disconnect(receiver)
+    assert [sender for sender, _ in seen] == apps
+    assert ext.state(apps[0]).storage is not ext.state(apps[1]).storage
+    for cloud in clouds:
+        assert len(cloud.calls_for("InitFaceVerify")) == 1
+
+
+def test_gateway_closed_when_app_is_collected() -> None:
+    spies: list[SpyGateway] = []
+    cloud = new_cloud()
+
+    class Spying(AliCertify):
+        def make_gateway(self, app: Flask, settings: Settings, *, sandbox: Any = None) -> Gateway:
+            spy = SpyGateway(cloud_gateway(cloud))
+            spies.append(spy)
+            return spy
+
+    app = make_app()
+    Spying(app, user_loader=header_user)
+    assert spies[0].closed == 0
+    del app
+    gc.collect()
+    assert spies[0].closed == 1
+
+
+def test_close_now_is_idempotent_and_injected_objects_stay_open() -> None:
+    cloud = new_cloud()
+    injected = SpyGateway(cloud_gateway(cloud))
+    app = make_app(ALICERTIFY_ACCESS_KEY_ID=ACCESS_KEY_ID, ALICERTIFY_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET)
+    ext = AliCertify(app, user_loader=header_user)
+    second = AliCertify(name="injected", config_prefix="ALICERTIFY_", user_loader=header_user)
+    app.config["ALICERTIFY_URL_PREFIX"] = "/second"
+    second.init_app(app, gateway=injected)
+    built = ext.state(app).gateway
+    closed: list[int] = []
+    original = built.close
+    built.close = lambda: (closed.append(1), original())  # type: ignore[method-assign]
+    ext.close(app)
+    ext.close(app)
+    assert closed == [1]
+    second.close(app)
+    assert injected.closed == 0
+
+
+def test_default_storage_is_memory_when_testing() -> None:
+    app = make_app()
+    ext = AliCertify(app, user_loader=header_user)
+    assert isinstance(ext.state(app).storage, MemoryStorage)
+    ext.close(app)
+
+
+def test_default_storage_is_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
+
+    app = make_app(tmp_path, TESTING=False)
+    app.testing = False
+    cloud = new_cloud()
+    ext = AliCertify(user_loader=header_user)
+    ext.init_app(app, gateway=cloud_gateway(cloud))
+    try:
+        storage = ext.state(app).storage
+        assert isinstance(storage, SQLAlchemyStorage)
+        assert (tmp_path / "instance").is_dir()
+        response = app.test_client().post("/alicertify/init", json=INIT_BODY, headers={"X-User": "a"})
+        assert response.status_code == 200
+        assert (tmp_path / "instance" / "alicertify.sqlite3").is_file()
+    finally:
+        ext.close(app)
+
+
+def test_storage_config_errors_name_the_key() -> None:
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(make_app(ALICERTIFY_STORAGE="nonsense"), user_loader=header_user)
+    assert info.value.key == "ALICERTIFY_STORAGE"
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(make_app(ALICERTIFY_STORAGE="redis"), user_loader=header_user)
+    assert info.value.key == "ALICERTIFY_REDIS_URL"
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(make_app(ALICERTIFY_SCENE_ID=None), user_loader=header_user)
+    assert str(info.value) == "ALICERTIFY_SCENE_ID is required (the scene id from the Alibaba Cloud console)"
+
+
+def test_storage_instance_in_config() -> None:
+    storage = MemoryStorage()
+    app = make_app(ALICERTIFY_STORAGE=storage)
+    ext = AliCertify(app, user_loader=header_user)
+    assert ext.state(app).storage is storage
+
+
+def test_identity_loader_must_return_a_pair() -> None:
+    cloud = new_cloud()
+    app = make_app()
+    ext = AliCertify(user_loader=header_user, identity_loader=lambda user: "not a pair")
+    ext.init_app(app, gateway=cloud_gateway(cloud))
+    app.testing = False  # let the app turn the loader bug into a 500 rather than re-raising
+    response = app.test_client().post("/alicertify/init", json=INIT_BODY, headers={"X-User": "a"})
+    assert response.status_code == 500
+    assert cloud.calls == []
+
+
+def test_gateway_built_from_config_over_real_loopback_http() -> None:
+    cloud = FakeCloud(access_key_id=ACCESS_KEY_ID, access_key_secret=ACCESS_KEY_SECRET)
+    with cloud.serve() as base_url:
+        app = make_app(
+            ALICERTIFY_ACCESS_KEY_ID=ACCESS_KEY_ID,
+            ALICERTIFY_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+            ALICERTIFY_ENDPOINTS=base_url,
+        )
+        ext = AliCertify(app, user_loader=header_user)
+        try:
+            cloud.script_next(Outcome.fails("204"))
+            client = app.test_client()
+            cid = client.post("/alicertify/init", json=INIT_BODY, headers={"X-User": "a"}).get_json()[
+                "certifyId"
+            ]
+            body = client.post(
+                "/alicertify/result", json={"certifyId": cid, "resultStatus": "9000"}, headers={"X-User": "a"}
+            ).get_json()
+            assert (body["status"], body["subCode"]) == ("failed", "204")
+        finally:
+            ext.close(app)
+
+
+def test_sandbox_mode_serves_from_the_in_process_fake() -> None:
+    app = Flask(__name__)
+    app.config.update(TESTING=True, SECRET_KEY="k", ALICERTIFY_SANDBOX=True)
+    ext = AliCertify(app, user_loader=lambda: "demo")
+    state = ext.state(app)
+    assert isinstance(state.sandbox, FakeCloud)
+    client = app.test_client()
+    cid = client.post("/alicertify/init", json=INIT_BODY).get_json()["certifyId"]
+    state.sandbox.complete(cid, passed=True)
+    body = client.post("/alicertify/result", json={"certifyId": cid, "resultStatus": "9000"}).get_json()
+    assert body["status"] == "passed"
+    assert state.storage.get_by_certify_id(cid).status == Status.PASSED  # type: ignore[union-attr]
+    ext.close(app)
+
+
+def test_public_exports() -> None:
+    import flask_alicertify
+
+    for name in ("AliCertify", "Record", "Status", "ClientStatus", "errors", "signals", "storages"):
+        assert hasattr(flask_alicertify, name)
+    assert flask_alicertify.storages.MemoryStorage is MemoryStorage
+    assert issubclass(errors.NotFound, errors.ServiceError)
+
+
+def test_framework_free_layers_import_without_flask() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flask_alicertify.service, flask_alicertify.settings, flask_alicertify.schemas, "
+        "flask_alicertify.signals, flask_alicertify.errors, flask_alicertify.storage; "
+        "print('flask' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,561 @@
+"""The seed's flow end to end: Flask test client -> extension -> gateway -> fake Alibaba Cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alicertify_ext_support import CERT_NAME_2
+from alicertify_ext_support import CERT_NO
+from alicertify_ext_support import CERT_NO_2
+from alicertify_ext_support import SEED_PLACEHOLDER_NO
+from alicertify_ext_support import Harness
+from alicertify_ext_support import harness
+
+from flask_alicertify.records import Status
+from flask_alicertify.sandbox.fake import Fault
+from flask_alicertify.sandbox.fake import Outcome
+
+NULL = None
+SAME = "same"
+
+
+def with_error(code: str) -> Any:
+    return lambda cid: {"certifyId": cid, "errorCode": code}
+
+
+# (resultStatus, result, what Alibaba says, expected status, expected signal after initiated)
+SEED_TABLE = [
+    pytest.param("9000", SAME, Outcome.passes(), "passed", "certify_passed", id="9000-confirmed"),
+    pytest.param("9000", NULL, Outcome.passes(), "passed", "certify_passed", id="9000-null-result"),
+    pytest.param("9000", SAME, Outcome.fails("204"), "failed", "certify_failed", id="9000-but-passed-F"),
+    pytest.param("9000", SAME, Outcome.never_finishes(), "pending", None, id="9000-forged-424"),
+    pytest.param("9000", NULL, Outcome.never_finishes(), "pending", None, id="9000-null-forged-424"),
+    pytest.param("6001", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6001-cancel"),
+    pytest.param(
+        "6001", SAME, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6001-with-result"
+    ),
+    pytest.param("6002", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6002-network"),
+    pytest.param(
+        "4000",
+        with_error("UNKNOWN_ERROR"),
+        Outcome.never_finishes(),
+        "abandoned",
+        "certify_abandoned",
+        id="4000-UNKNOWN_ERROR",
+    ),
+    pytest.param(
+        "4000",
+        with_error("SYSTEM_ERROR"),
+        Outcome.never_finishes(),
+        "abandoned",
+        "certify_abandoned",
+        id="4000-SYSTEM_ERROR",
+    ),
+    pytest.param(
+        "4000",
+        with_error("USER_IS_NOT_CERTIFY"),
+        Outcome.never_finishes(),
+        "abandoned",
+        "certify_abandoned",
+        id="4000-USER_IS_NOT_CERTIFY",
+    ),
+    pytest.param("4000", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="4000-null"),
+    pytest.param("8000", NULL, Outcome.never_finishes(), "pending", None, id="unknown-status"),
+    pytest.param("8000", SAME, Outcome.passes(), "passed", "certify_passed", id="unknown-status-passed"),
+    pytest.param(9000, NULL, Outcome.passes(), "passed", "certify_passed", id="9000-unquoted"),
+    pytest.param("6001", NULL, Outcome.passes(), "passed", "certify_passed", id="6001-but-alibaba-passed"),
+    pytest.param(
+        "4000",
+        with_error("SYSTEM_ERROR"),
+        Outcome.fails("205"),
+        "failed",
+        "certify_failed",
+        id="4000-but-alibaba-failed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "result", "outcome", "expected", "signal"), SEED_TABLE)
+def test_seed_table(
+    h: Harness, status: Any, result: Any, outcome: Outcome, expected: str, signal: str | None
+) -> None:
+    h.cloud.script_next(outcome)
+    cid = h.start(returnUrl="https://www.aliyun.com")
+    body_result = result(cid) if callable(result) else result
+    response = h.result(cid, status, body_result)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert set(body) == {"certifyId", "status", "passed", "subCode", "message", "retryable", "clientStatus"}
+    assert body["certifyId"] == cid
+    assert body["status"] == expected
+    assert body["passed"] is (expected == "passed")
+    assert body["clientStatus"] == str(status)
+    assert isinstance(body["message"], str) and body["message"]
+    record = h.record(cid)
+    assert record.status == Status(expected)
+    assert record.client_status == str(status)
+    if callable(result):
+        assert record.client_error_code == body_result["errorCode"]
+    # Alibaba was asked exactly once, with the stored certify id.
+    describes = h.cloud.calls_for("DescribeFaceVerify")
+    assert [c.certify_id for c in describes] == [cid]
+    assert h.names() == ["certify_initiated"] + ([signal] if signal else [])
+    if signal:
+        assert h.events[-1][1] is h.app
+        assert h.events[-1][2].status == Status(expected)
+
+
+def test_failed_verdict_carries_subcode_message_and_retryable(h: Harness) -> None:
+    h.cloud.script_next(Outcome.fails("201"))
+    cid = h.start()
+    body = h.result(cid, "9000").get_json()
+    assert (body["status"], body["subCode"], body["retryable"]) == ("failed", "201", False)
+    assert body["message"] == "姓名和身份证不一致"
+    h.cloud.script_next(Outcome.fails("204"))
+    cid2 = h.start()
+    body2 = (
+        h.client()
+        .post(
+            "/alicertify/result",
+            json={"certifyId": cid2, "resultStatus": "9000", "result": None},
+            headers={"Accept-Language": "en-US,en;q=0.9"},
+        )
+        .get_json()
+    )
+    assert (body2["subCode"], body2["retryable"]) == ("204", True)
+    assert body2["message"] == "The face does not match."
+
+
+def test_abandoned_can_still_pass_later(h: Harness) -> None:
+    cid = h.start()
+    assert h.result(cid, "6001", None).get_json()["status"] == "abandoned"
+    assert h.result(cid, "6001", None).get_json()["status"] == "abandoned"
+    h.cloud.complete(cid, passed=True)
+    body = h.result(cid, "9000").get_json()
+    assert body["status"] == "passed"
+    assert h.names() == ["certify_initiated", "certify_abandoned", "certify_passed"]
+
+
+def test_unknown_certify_id_is_404(h: Harness) -> None:
+    response = h.result("0" * 32, "9000")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_certify_id"
+    assert h.describes() == 0
+    assert h.client().get("/alicertify/result/" + "0" * 32).status_code == 404
+
+
+def test_foreign_record_is_403_and_untouched(h: Harness) -> None:
+    h.cloud.script_next(Outcome.passes())
+    cid = h.start(user="alice")
+    response = h.result(cid, "9000", user="mallory")
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+    assert h.client("mallory").get(f"/alicertify/result/{cid}").status_code == 403
+    record = h.record(cid)
+    assert (record.status, record.client_status) == (Status.PENDING, None)
+    assert h.describes() == 0
+
+
+def test_client_result_certify_id_is_never_used(h: Harness) -> None:
+    h.cloud.script_next(Outcome.never_finishes())
+    other = h.start()
+    h.cloud.script_next(Outcome.passes())
+    cid = h.start()
+    # The client claims 9000 for cid but echoes another certify id (of a passing session).
+    response = h.result(cid, "9000", {"certifyId": other, "errorCode": None})
+    assert response.get_json()["status"] == "passed"
+    assert [c.certify_id for c in h.cloud.calls_for("DescribeFaceVerify")] == [cid]
+    assert h.record(other).status == Status.PENDING
+
+
+def test_terminal_records_are_never_described_again(h: Harness) -> None:
+    h.cloud.script_next(Outcome.passes())
+    cid = h.start()
+    assert h.result(cid, "9000").get_json()["status"] == "passed"
+    assert h.describes() == 1
+    for status in ("9000", "6001", "4000", "x"):
+        body = h.result(cid, status, None).get_json()
+        assert (body["status"], body["clientStatus"]) == ("passed", "9000")
+    h.clock.advance(3600)
+    assert h.client().get(f"/alicertify/result/{cid}").get_json()["status"] == "passed"
+    assert h.describes() == 1
+    assert h.names() == ["certify_initiated", "certify_passed"]
+
+
+def test_get_result_describe_is_throttled(h: Harness) -> None:
+    h.cloud.script_next(Outcome.passes(after=3))
+    cid = h.start()
+    client = h.client()
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "pending"
+    assert h.describes() == 1
+    client.get(f"/alicertify/result/{cid}")
+    h.clock.advance(1.9)
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 1
+    h.clock.advance(0.1)
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 2
+    # A result post always confirms, whatever the interval says.
+    h.result(cid, "9000")
+    assert h.describes() == 3
+    h.clock.advance(2)
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "passed"
+    assert h.describes() == 4
+    h.clock.advance(60)
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 4
+
+
+def test_describe_interval_is_configurable() -> None:
+    with harness(ALICERTIFY_DESCRIBE_MIN_INTERVAL=0) as h:
+        cid = h.start()
+        for _ in range(3):
+            h.client().get(f"/alicertify/result/{cid}")
+        assert h.describes() == 3
+
+
+def test_get_result_survives_upstream_failure(h: Harness) -> None:
+    cid = h.start()
+    h.cloud.inject(Fault.http(503), times=1, action="DescribeFaceVerify")
+    response = h.client().get(f"/alicertify/result/{cid}")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "pending"
+    assert h.cloud.unconsumed() == []
+
+
+# -- upstream failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        pytest.param(Fault.http(503), 503, "upstream_unavailable", id="http-503"),
+        pytest.param(Fault.code_500(), 503, "upstream_unavailable", id="code-500"),
+        pytest.param(Fault.connect_error(), 503, "upstream_unavailable", id="connect-error"),
+        pytest.param(Fault.timeout(), 503, "upstream_unavailable", id="timeout"),
+        pytest.param(Fault.throttle(retry_after=2.5), 429, "upstream_throttled", id="throttle"),
+        pytest.param(Fault.malformed(), 502, "upstream_malformed", id="malformed"),
+        pytest.param(Fault.error("417"), 502, "upstream_error", id="business-417"),
+        pytest.param(Fault.error("418"), 429, "too_many_failures", id="business-418"),
+    ],
+)
+def test_init_upstream_failure_keeps_the_record(h: Harness, fault: Fault, status: int, code: str) -> None:
+    h.cloud.inject(fault, times=1, action="InitFaceVerify")
+    response = h.init()
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]["code"] == code
+    if fault.kind == "throttle":
+        assert response.headers["Retry-After"] == "3"
+    assert h.cloud.unconsumed() == []
+    outer_order_no = h.cloud.calls_for("InitFaceVerify")[-1].params["OuterOrderNo"]
+    record = h.storage.get(outer_order_no)
+    assert record is not None
+    assert record.status == Status.INIT_FAILED
+    assert record.error_code
+    assert record.certify_id is None
+    assert h.names() == []
+    # The next attempt works.
+    assert h.init().status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        pytest.param(Fault.http(503), "upstream_unavailable", id="http-503"),
+        pytest.param(Fault.throttle(retry_after=1.0), "upstream_throttled", id="throttle"),
+        pytest.param(Fault.malformed(), "upstream_unavailable", id="malformed"),
+        pytest.param(Fault.connect_error(), "upstream_unavailable", id="connect-error"),
+    ],
+)
+def test_result_upstream_failure_records_the_claim(h: Harness, fault: Fault, code: str) -> None:
+    h.cloud.script_next(Outcome.passes())
+    cid = h.start()
+    h.cloud.inject(fault, times=1, action="DescribeFaceVerify")
+    response = h.result(cid, "6002", None)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == code
+    if fault.kind == "throttle":
+        assert response.headers["Retry-After"] == "1"
+    record = h.record(cid)
+    assert (record.status, record.client_status) == (Status.PENDING, "6002")
+    # Once Alibaba answers again the verdict is taken.
+    assert h.result(cid, "9000").get_json()["status"] == "passed"
+    assert h.cloud.unconsumed() == []
+
+
+def test_outer_order_no_is_our_record_id_and_certify_url_is_not_stored(h: Harness) -> None:
+    response = h.init()
+    certify_url = response.get_json()["certifyUrl"]
+    cid = response.get_json()["certifyId"]
+    call = h.cloud.calls_for("InitFaceVerify")[-1]
+    record = h.record(cid)
+    assert call.params["OuterOrderNo"] == record.id
+    assert len(record.id) == 32 and record.id.isalnum()
+    assert certify_url not in repr(record)
+    assert record.cert_no_masked == "1****************X"
+    assert record.cert_name_masked == "张*"
+
+
+# -- returnUrl ------------------------------------------------------------------------------------
+
+
+def test_return_url_from_allowed_host(h: Harness) -> None:
+    assert h.init(returnUrl="https://example.com/done?x=1").status_code == 200
+    assert h.cloud.calls_for("InitFaceVerify")[-1].params["ReturnUrl"] == "https://example.com/done?x=1"
+
+
+def test_no_return_url_is_fine(h: Harness) -> None:
+    assert h.init().status_code == 200
+    assert "ReturnUrl" not in h.cloud.calls_for("InitFaceVerify")[-1].params
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/done",
+        "https://evil.example.net/",
+        "https://www.aliyun.com@evil.example.net/",
+        "https://user:pw@example.com/",
+        "javascript:alert(1)",
+        "//example.com/x",
+        "https://example.com\\@evil.net",
+        "https://example.com:99999/",
+    ],
+)
+def test_return_url_refused(h: Harness, url: str) -> None:
+    response = h.init(returnUrl=url)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_return_url"
+    assert "returnUrl" in error["fields"]["serviceParameters"]
+    assert h.cloud.calls_for("InitFaceVerify") == []
+
+
+def test_fixed_return_url_wins() -> None:
+    with harness(ALICERTIFY_RETURN_URL="https://app.example.org/back") as h:
+        assert h.init(returnUrl="https://evil.example.net/").status_code == 200
+        assert h.cloud.calls_for("InitFaceVerify")[-1].params["ReturnUrl"] == "https://app.example.org/back"
+
+
+def test_client_return_url_refused_without_allowed_hosts() -> None:
+    with harness(ALICERTIFY_RETURN_URL_HOSTS=None) as h:
+        assert h.init(returnUrl="https://www.aliyun.com").status_code == 400
+        assert h.init().status_code == 200
+
+
+# -- identity ---------------------------------------------------------------------------------------
+
+
+def test_seed_request_shape_is_accepted(h: Harness) -> None:
+    body = {
+        "serviceParameters": {"certNo": CERT_NO, "certName": "张先生", "returnUrl": "https://www.aliyun.com"}
+    }
+    response = h.client().post("/alicertify/init", json=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert set(response.get_json()) == {"certifyId", "certifyUrl"}
+
+
+def test_seed_placeholder_without_identity_loader_is_400(h: Harness) -> None:
+    response = h.init(certNo=SEED_PLACEHOLDER_NO)
+    assert response.status_code == 400
+    assert "certNo" in response.get_json()["error"]["fields"]["serviceParameters"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("certNo", "110105194912310021"), ("certNo", "12345"), ("certName", "张3"), ("certName", "   ")],
+)
+def test_invalid_identity_is_400_with_field(h: Harness, field: str, value: str) -> None:
+    response = h.init(**{field: value})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_input"
+    assert field in error["fields"]["serviceParameters"]
+    assert h.cloud.calls_for("InitFaceVerify") == []
+
+
+def test_identity_loader_replaces_placeholders() -> None:
+    profiles = {"alice": (CERT_NAME_2, CERT_NO_2)}
+    with harness(identity_loader=profiles.get) as h:
+        assert h.init(certNo=SEED_PLACEHOLDER_NO, certName="欧**").status_code == 200
+        params = h.cloud.calls_for("InitFaceVerify")[-1].params
+        assert (params["CertNo"], params["CertName"]) == (CERT_NO_2, CERT_NAME_2)
+        client = h.client()
+        assert client.post("/alicertify/init", json={"serviceParameters": {}}).status_code == 200
+        # Equal real values are fine; different ones are refused.
+        assert h.init(certNo=CERT_NO_2.lower(), certName=CERT_NAME_2).status_code == 200
+        response = h.init(certNo=CERT_NO, certName=CERT_NAME_2)
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "identity_mismatch"
+        assert "certNo" in response.get_json()["error"]["fields"]["serviceParameters"]
+        assert h.init(certNo=SEED_PLACEHOLDER_NO, certName="张先生").get_json()["error"]["code"] == (
+            "identity_mismatch"
+        )
+        assert len(h.cloud.calls_for("InitFaceVerify")) == 3
+        # A user without a profile falls back to the client's values.
+        assert h.init(user="bob").status_code == 200
+        assert h.cloud.calls_for("InitFaceVerify")[-1].params["CertNo"] == CERT_NO
+
+
+def test_identity_loader_with_invalid_profile_is_400_not_500() -> None:
+    with harness(identity_loader=lambda user: ("张三", "123")) as h:
+        response = h.init()
+        assert response.status_code == 400
+        assert h.cloud.calls_for("InitFaceVerify") == []
+
+
+# -- users and attempts ---------------------------------------------------------------------------------
+
+
+def test_no_user_is_401(h: Harness) -> None:
+    response = h.init(user=None)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+    cid = h.start()
+    assert h.result(cid, "9000", user=None).status_code == 401
+
+
+def test_attempt_limit_per_user_per_day() -> None:
+    with harness(ALICERTIFY_MAX_ATTEMPTS_PER_DAY=2) as h:
+        assert h.init().status_code == 200
+        h.clock.advance(3600)
+        assert h.init().status_code == 200
+        response = h.init()
+        assert response.status_code == 429
+        assert response.get_json()["error"]["code"] == "attempts_exhausted"
+        assert len(h.cloud.calls_for("InitFaceVerify")) == 2
+        assert h.init(user="bob").status_code == 200
+        h.clock.advance(23 * 3600 + 1)
+        assert h.init().status_code == 200  # the first attempt left the 24 h window
+        assert h.init().status_code == 429
+        h.clock.advance(3600)
+        assert h.init().status_code == 200
+
+
+def test_attempt_limit_can_be_switched_off() -> None:
+    with harness(ALICERTIFY_MAX_ATTEMPTS_PER_DAY=None) as h:
+        for _ in range(7):
+            assert h.init().status_code == 200
+
+
+# -- callback ----------------------------------------------------------------------------------------
+
+CALLBACK_URL = "https://app.example.com/alicertify/callback"
+
+
+def callback_query(h: Harness, cid: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+    from urllib.parse import urlsplit
+
+    url = h.cloud.callback_url(cid)
+    assert url is not None
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def test_callback_confirms_with_describe_once() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        cid = h.start()
+        session = h.cloud.sessions[cid]
+        assert session.callback_url == CALLBACK_URL
+        assert session.callback_token and len(session.callback_token) >= 32
+        record = h.record(cid)
+        assert record.callback_token_digest and session.callback_token not in repr(record)
+        h.cloud.complete(cid, passed=True)
+        query = callback_query(h, cid)
+        client = h.client(user=None)
+        for _ in range(3):
+            response = client.get("/alicertify/callback", query_string=query)
+            assert response.status_code == 200
+            assert response.get_json() == {"ok": True}
+        assert h.record(cid).status == Status.PASSED
+        assert h.describes() == 1
+        assert h.names() == ["certify_initiated", "certify_passed"]
+
+
+def test_callback_tokens_differ_per_record() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        a, b = h.start(), h.start()
+        assert h.cloud.sessions[a].callback_token != h.cloud.sessions[b].callback_token
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token", "x" * 300])
+def test_callback_bad_token_is_403_without_state_change(token: str | None) -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        cid = h.start()
+        h.cloud.complete(cid, passed=True)
+        query = {"certifyId": cid, "passed": "200"}
+        if token is not None:
+            query["callbackToken"] = token
+        response = h.client(None).get("/alicertify/callback", query_string=query)
+        assert response.status_code in (400, 403)
+        if token is None or token in ("", "wrong-token"):
+            assert response.status_code == 403
+            assert response.get_json()["error"]["code"] == "invalid_callback_token"
+        assert h.record(cid).status == Status.PENDING
+        assert h.describes() == 0
+        assert h.names() == ["certify_initiated"]
+
+
+def test_callback_accepts_upper_case_token_name() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        h.cloud.script_next(Outcome.fails("205"))
+        cid = h.start()
+        token = h.cloud.sessions[cid].callback_token
+        query = {"certifyId": cid, "passed": "T", "CallbackToken": token}
+        assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 200
+        assert h.record(cid).status == Status.FAILED
+
+
+def test_callback_unknown_certify_id_is_404() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        response = h.client(None).get(
+            "/alicertify/callback", query_string={"certifyId": "f" * 32, "callbackToken": "t"}
+        )
+        assert response.status_code == 404
+        assert h.client(None).get("/alicertify/callback").status_code == 400
+
+
+def test_callback_without_configured_token_is_403(h: Harness) -> None:
+    cid = h.start()
+    response = h.client(None).get(
+        "/alicertify/callback", query_string={"certifyId": cid, "callbackToken": "x"}
+    )
+    assert response.status_code == 403
+
+
+def test_callback_upstream_down_is_503_so_alibaba_retries() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        cid = h.start()
+        h.cloud.complete(cid, passed=True)
+        query = callback_query(h, cid)
+        h.cloud.inject(Fault.http(503), times=1, action="DescribeFaceVerify")
+        assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 503
+        assert h.record(cid).status == Status.PENDING
+        assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 200
+        assert h.record(cid).status == Status.PASSED
+
+
+def test_callback_after_result_post_is_harmless() -> None:
+    with harness(ALICERTIFY_CALLBACK_URL=CALLBACK_URL) as h:
+        cid = h.start()
+        h.cloud.complete(cid, passed=False, sub_code="204")
+        assert h.result(cid, "9000").get_json()["status"] == "failed"
+        query = callback_query(h, cid)
+        assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 200
+        assert h.names() == ["certify_initiated", "certify_failed"]
+        assert h.describes() == 1
+
+
+def test_init_without_callback_url_sends_none(h: Harness) -> None:
+    h.start()
+    params = h.cloud.calls_for("InitFaceVerify")[-1].params
+    assert "CallbackUrl" not in params and "CallbackToken" not in params
+
+
+def test_saf_api_flow() -> None:
+    with harness(api="saf", ALICERTIFY_API="saf") as h:
+        h.cloud.script_next(Outcome.passes())
+        cid = h.start()
+        assert h.result(cid, "9000").get_json()["status"] == "passed"
+        assert len(h.cloud.calls_for("ExecuteRequest:query")) == 1
