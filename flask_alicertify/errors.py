@@ -190,3 +190,19 @@ class UpstreamError(ServiceError):
     status = 502
     message_zh = "认证服务返回异常，请稍后重试"
     message_en = "The verification service answered with an error; try again later."
+
+
+class SandboxConflict(ServiceError):
+    """Sandbox page: the session already has a verdict, or its 30 minutes are over.
+
+    Alibaba's real page cannot be submitted twice either (a certifyUrl is single-use).
+    """
+
+    code = "sandbox_session_closed"
+    status = 409
+    message_zh = "该认证已结束，请重新发起"
+    message_en = "This verification session is closed; start a new one."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(status=410 if reason == "expired" else 409)
+        self.reason = reason

@@ -196,7 +196,13 @@ class AliCertify:
             raise
 
         service = CertifyService(settings, storage, gateway, clock=clock or utcnow, sender=weakref.ref(app))
-        blueprint = make_blueprint(self.name, settings.url_prefix)
+        if sandbox is not None:
+            logger.warning(
+                "flask-alicertify %r is in SANDBOX mode: verifications are simulated by a fake "
+                "Alibaba Cloud and prove nothing about anyone. Never enable this in production.",
+                self.name,
+            )
+        blueprint = make_blueprint(self.name, settings.url_prefix, sandbox=sandbox is not None)
         app.register_blueprint(blueprint)
         app.cli.add_command(make_cli(self.name))
         finalizer = weakref.finalize(app, _close_all, tuple(owned), self.name)

@@ -25,14 +25,23 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from flask import url_for
 from marshmallow import Schema
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound
 
 from . import schemas
 from .errors import InvalidInput
+from .errors import SandboxConflict
 from .errors import ServiceError
 from .errors import Unauthenticated
+from .sandbox.fake import SessionExpired
+from .sandbox.page import OutcomeError
+from .sandbox.page import cloud_completion
+from .sandbox.page import outcome_to_verify_result
+from .sandbox.page import parse_outcome_body
+from .sandbox.page import render_certify_page
 from .service import result_body
 
 if TYPE_CHECKING:
@@ -49,8 +58,12 @@ HTTP_CODES: dict[int, tuple[str, str, str]] = {
 LANGUAGES = ("zh", "en")
 
 
-def make_blueprint(name: str, url_prefix: str) -> Blueprint:
-    """The routes of DESIGN §2 for the extension instance called ``name``."""
+def make_blueprint(name: str, url_prefix: str, *, sandbox: bool = False) -> Blueprint:
+    """The routes of DESIGN §2 for the extension instance called ``name``.
+
+    The sandbox page routes are only added in sandbox mode, so outside it they do not exist
+    (404), rather than existing and refusing.
+    """
     bp = Blueprint(name, __name__, url_prefix=url_prefix or None)
 
     def state() -> State:
@@ -83,7 +96,12 @@ def make_blueprint(name: str, url_prefix: str) -> Blueprint:
             meta_info=params["meta_info"],
             profile=profile,
         )
-        return jsonify(certifyId=started.record.certify_id, certifyUrl=started.certify_url)
+        certify_url = started.certify_url
+        if st.sandbox is not None:
+            # The fake cloud cannot know this server's address; its page lives on this blueprint.
+            page = f"{name}.sandbox_page"
+            certify_url = url_for(page, certify_id=started.record.certify_id, _external=True)
+        return jsonify(certifyId=started.record.certify_id, certifyUrl=certify_url)
 
     @bp.post("/result")
     def result() -> Response:
@@ -120,6 +138,9 @@ def make_blueprint(name: str, url_prefix: str) -> Blueprint:
         )
         return jsonify(ok=True)
 
+    if sandbox:
+        _add_sandbox_routes(bp, state)
+
     @bp.errorhandler(ServiceError)
     def service_error(e: ServiceError) -> tuple[Response, int]:
         response = _error_body(e.code, e.message(_lang(state())), e.fields)
@@ -139,6 +160,55 @@ def make_blueprint(name: str, url_prefix: str) -> Blueprint:
         return response, status
 
     return bp
+
+
+def _add_sandbox_routes(bp: Blueprint, state: Callable[[], State]) -> None:
+    """``GET``/``POST {prefix}/sandbox/certify/<certifyId>``: the stand-in for Alibaba's page.
+
+    GET renders the page (masked identity only); POST records the chosen outcome in the fake
+    cloud (what DescribeFaceVerify will report) and answers the ``verifyResult`` the mini-program's
+    ``open-certify`` callback would receive — a claim the server still confirms on ``/result``.
+    """
+
+    def session_record(certify_id: str) -> Any:
+        st = state()
+        if len(certify_id) > schemas.MAX_CERTIFY_ID or certify_id not in st.sandbox.sessions:
+            raise NotFound()
+        record = st.storage.get_by_certify_id(certify_id)
+        if record is None:
+            raise NotFound()
+        return record
+
+    @bp.get("/sandbox/certify/<certify_id>", endpoint="sandbox_page")
+    def sandbox_page(certify_id: str) -> Response:
+        record = session_record(certify_id)
+        page = render_certify_page(
+            certify_id,
+            masked_name=record.cert_name_masked,
+            masked_cert_no=record.cert_no_masked,
+            action_url=request.path,
+            result_url=url_for(f"{bp.name}.result"),
+        )
+        return Response(page, mimetype="text/html")
+
+    @bp.post("/sandbox/certify/<certify_id>")
+    def sandbox_complete(certify_id: str) -> Response:
+        session_record(certify_id)
+        try:
+            outcome, sub_code, error_code = parse_outcome_body(_json_body())
+        except OutcomeError as e:
+            raise InvalidInput(fields=e.fields) from None
+        done = cloud_completion(outcome, sub_code=sub_code)
+        if done is not None:
+            try:
+                state().sandbox.complete(certify_id, passed=done[0], sub_code=done[1])
+            except SessionExpired:
+                raise SandboxConflict("expired") from None
+            except ValueError:
+                raise SandboxConflict("decided") from None
+        return jsonify(
+            outcome_to_verify_result(outcome, certify_id=certify_id, sub_code=sub_code, error_code=error_code)
+        )
 
 
 def _lang(st: State) -> str:
