@@ -25,8 +25,10 @@ Error policy (reference §4 and the official failover sample):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -104,6 +106,16 @@ def _retry_after_seconds(headers: httpx.Headers) -> float | None:
     return millis / 1000.0 if millis > 0 else None
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process, shared by every gateway's client.
+
+    Building one loads the CA bundle and costs ~50 ms; an app factory called per test (or
+    several extension instances) would otherwise pay it each time. A context is safe to share.
+    """
+    return httpx.create_ssl_context()
+
+
 class Transport:
     """Signs and sends RPC calls; owns one pooled ``httpx.Client``.
 
@@ -135,7 +147,8 @@ class Transport:
         # No redirects (a 3xx is not an Alibaba answer), no env proxies surprises beyond httpx's
         # defaults, one pool for every endpoint.
         if transport is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            verify = default_ssl_context()
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, verify=verify)
         else:
             self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, transport=transport)
         self._closed = False
