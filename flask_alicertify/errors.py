@@ -169,6 +169,32 @@ class TooManyFailures(ServiceError):
     message_en = "Too many failed attempts; try again tomorrow."
 
 
+class IdentityNotVerifiable(ServiceError):
+    """InitFaceVerify refused this person, not the request: retrying the same identity won't help.
+
+    Code 405 (under 14) and 417 (无法使用刷脸服务, also what a re-init after SubCode 201–203
+    answers). The message is per code; the status is 400 because the input cannot succeed.
+    """
+
+    code = "identity_not_verifiable"
+    status = 400
+    message_zh = "该身份无法进行刷脸认证"
+    message_en = "This identity cannot be verified by face."
+
+    MESSAGES = {
+        "405": ("未满14周岁，无法使用刷脸认证", "People under 14 cannot use face verification."),
+        "417": (
+            "该身份暂时无法使用刷脸认证，请核对姓名和身份证号或联系客服",
+            "Face verification is not available for this identity; check the name and ID number.",
+        ),
+    }
+
+    def __init__(self, upstream_code: str) -> None:
+        zh, en = self.MESSAGES.get(upstream_code, (self.message_zh, self.message_en))
+        super().__init__(zh, en)
+        self.upstream_code = upstream_code
+
+
 class UpstreamThrottled(ServiceError):
     code = "upstream_throttled"
     status = 429

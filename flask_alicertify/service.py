@@ -48,6 +48,7 @@ from .cloud.errors import CredentialsMissing
 from .errors import AttemptsExhausted
 from .errors import Forbidden
 from .errors import IdentityMismatch
+from .errors import IdentityNotVerifiable
 from .errors import InvalidCallbackToken
 from .errors import InvalidInput
 from .errors import InvalidReturnUrl
@@ -643,6 +644,8 @@ def _init_error(e: CloudError) -> ServiceError:
         return UpstreamUnavailable()
     if isinstance(e, CloudBusinessError) and e.code == "418":
         return TooManyFailures()
+    if isinstance(e, CloudBusinessError) and e.code in IdentityNotVerifiable.MESSAGES:
+        return IdentityNotVerifiable(e.code)
     if isinstance(e, CloudMalformedResponse):
         return UpstreamError(code="upstream_malformed")
     return UpstreamError()

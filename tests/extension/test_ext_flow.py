@@ -236,7 +236,9 @@ def test_get_result_survives_upstream_failure(h: Harness) -> None:
         pytest.param(Fault.timeout(), 503, "upstream_unavailable", id="timeout"),
         pytest.param(Fault.throttle(retry_after=2.5), 429, "upstream_throttled", id="throttle"),
         pytest.param(Fault.malformed(), 502, "upstream_malformed", id="malformed"),
-        pytest.param(Fault.error("417"), 502, "upstream_error", id="business-417"),
+        pytest.param(Fault.error("417"), 400, "identity_not_verifiable", id="business-417"),
+        pytest.param(Fault.error("405"), 400, "identity_not_verifiable", id="business-405-under-14"),
+        pytest.param(Fault.error("412"), 502, "upstream_error", id="business-412-arrears"),
         pytest.param(Fault.error("418"), 429, "too_many_failures", id="business-418"),
     ],
 )
