@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall when the project metadata changes. --group needs pip >= 25.1 (installed above).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e ".[sdk,sqlalchemy,postgresql,redis,pytest,openapi]" --group dev
+	$(BIN)/python -m pip install -q -e ".[sdk,sqlalchemy,postgresql,redis,pytest]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)

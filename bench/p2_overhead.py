@@ -9,7 +9,9 @@ and write to SQLite files in one temporary folder:
   request records the claim, describes and stores what it saw.
 * ``minimal``: a Flask app whose one view parses the JSON, calls ``gateway.describe`` and runs one
   plain ``sqlite3`` ``UPDATE`` (claim, verdict, describe count, time) with a commit, then answers
-  the same JSON fields. No validation, no ownership check, no state machine.
+  the same JSON fields. No validation, no ownership check, no state machine. Its connection gets
+  the journal mode and ``synchronous`` level the extension's connections use (read from them), so
+  a commit costs both the same and the ratio compares code, not durability settings.
 
 Each request is a fresh WSGI environ handed to ``app.wsgi_app`` (building it is not timed); the
 variants alternate request by request (ABAB… then BABA…), and the medians are compared.
@@ -87,10 +89,26 @@ def extension_app(gateway: Gateway, folder: Path) -> Flask:
     return app
 
 
-def minimal_app(gateway: Gateway, database: Path) -> Flask:
-    """What a developer would write by hand for the same request: describe, one UPDATE, JSON."""
+def sqlite_settings(app: Flask) -> dict[str, str]:
+    """The journal mode and sync level of the extension's SQLite connections (what a write costs)."""
+    storage = app.extensions["alicertify"]["alicertify"].storage
+    with storage.engine.connect() as conn:
+        return {
+            name: str(conn.exec_driver_sql(f"PRAGMA {name}").scalar()).lower()
+            for name in ("journal_mode", "synchronous")
+        }
+
+
+def minimal_app(gateway: Gateway, database: Path, pragmas: dict[str, str]) -> Flask:
+    """What a developer would write by hand for the same request: describe, one UPDATE, JSON.
+
+    Its connection uses the same ``pragmas`` (journal mode, sync level) as the extension's, so
+    both pay the same for a commit and the ratio measures code, not a durability setting.
+    """
     app = Flask("bench_p2_minimal")
     db = sqlite3.connect(database, check_same_thread=False)
+    for name, value in pragmas.items():
+        db.execute(f"PRAGMA {name}={value}")
 
     @app.post("/result")
     def result() -> ResponseReturnValue:
@@ -191,7 +209,9 @@ def rigs() -> Iterator[tuple[Flask, Flask, list[str]]]:
                 "INSERT INTO records (certify_id, user_id, status) VALUES (?, ?, 'pending')",
                 [(i, USER) for i in ids],
             )
-        minimal = minimal_app(gateway, database)
+        pragmas = sqlite_settings(ext)
+        minimal = minimal_app(gateway, database, pragmas)
+        ext.extensions["bench_sqlite"] = pragmas
         try:
             yield ext, minimal, ids
         finally:

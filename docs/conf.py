@@ -52,3 +52,20 @@ html_title = f"flask-alicertify {release}"
 html_static_path = ["_static"]
 pygments_style = "default"
 pygments_dark_style = "monokai"
+
+
+def _write_openapi(app: object) -> None:
+    """Generate the OpenAPI document the openapi page includes, from the code, at every build."""
+    import json
+
+    from flask_alicertify.openapi import build_openapi
+
+    out = Path(__file__).resolve().parent / "_generated" / "openapi.json"
+    out.parent.mkdir(exist_ok=True)
+    text = json.dumps(build_openapi("/alicertify"), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    if not out.exists() or out.read_text(encoding="utf-8") != text:
+        out.write_text(text, encoding="utf-8")
+
+
+def setup(app: object) -> None:
+    app.connect("builder-inited", _write_openapi)  # type: ignore[attr-defined]

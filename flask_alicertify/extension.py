@@ -202,7 +202,9 @@ class AliCertify:
                 "Alibaba Cloud and prove nothing about anyone. Never enable this in production.",
                 self.name,
             )
-        blueprint = make_blueprint(self.name, settings.url_prefix, sandbox=sandbox is not None)
+        blueprint = make_blueprint(
+            self.name, settings.url_prefix, sandbox=sandbox is not None, openapi=settings.openapi
+        )
         app.register_blueprint(blueprint)
         app.cli.add_command(make_cli(self.name))
         finalizer = weakref.finalize(app, _close_all, tuple(owned), self.name)

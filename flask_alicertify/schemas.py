@@ -9,6 +9,7 @@ over time, and an extra key is never dangerous here, whereas a wrong type always
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,33 +29,71 @@ MAX_URL = 2048
 MAX_META_INFO = 4096
 MAX_TOKEN = 256
 
+#: Control characters and lone surrogates (a JSON body can carry ``"\ud800"``): never meaningful
+#: in this contract, and not storable or sendable everywhere: PostgreSQL refuses NUL in text, and
+#: UTF-8 encoders (the request signer, SQLite, Redis) refuse surrogates. Refused here as a 400.
+_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+UNSAFE_MESSAGE = "Contains control characters or invalid Unicode."
+
+
+def is_clean(value: str) -> bool:
+    """True when ``value`` has no control character and no lone surrogate."""
+    return _UNSAFE.search(value) is None
+
+
+class Text(fields.String):
+    """A string field that refuses control characters and lone surrogates (see :func:`is_clean`)."""
+
+    default_error_messages = {"unsafe": UNSAFE_MESSAGE}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not is_clean(text):
+            raise self.make_error("unsafe")
+        return text
+
 
 class Code(fields.Field[str]):
     """A status or error code: a string, or an integer that a client sent unquoted (``9000``)."""
 
-    default_error_messages = {"invalid": "Not a valid code: expected a string or an integer."}
+    default_error_messages = {
+        "invalid": "Not a valid code: expected a string or an integer.",
+        "unsafe": UNSAFE_MESSAGE,
+    }
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self.make_error("invalid")
-        return str(value).strip()
+        code = str(value).strip()
+        if not is_clean(code):
+            raise self.make_error("unsafe")
+        return code
 
 
 class MetaInfo(fields.Field[str]):
     """Alibaba's ``MetaInfo``: a JSON string, or an object we serialise unchanged."""
 
-    default_error_messages = {"invalid": "Not a valid metaInfo: expected a JSON string or an object."}
+    default_error_messages = {
+        "invalid": "Not a valid metaInfo: expected a JSON string or an object.",
+        "unsafe": UNSAFE_MESSAGE,
+    }
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
         if isinstance(value, Mapping):
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        if isinstance(value, str):
-            return value
-        raise self.make_error("invalid")
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        elif isinstance(value, str):
+            text = value
+        else:
+            raise self.make_error("invalid")
+        if not is_clean(text):
+            raise self.make_error("unsafe")
+        return text
 
 
 class _Lenient(Schema):
@@ -66,13 +105,13 @@ class ServiceParametersSchema(_Lenient):
     """The seed's ``serviceParameters``. certNo/certName may be absent when the app's
     ``identity_loader`` supplies them; the service reports a missing value per field."""
 
-    cert_no = fields.String(
+    cert_no = Text(
         data_key="certNo", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERT_NO)
     )
-    cert_name = fields.String(
+    cert_name = Text(
         data_key="certName", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERT_NAME)
     )
-    return_url = fields.String(
+    return_url = Text(
         data_key="returnUrl", load_default=None, allow_none=True, validate=validate.Length(max=MAX_URL)
     )
     meta_info = MetaInfo(
@@ -89,7 +128,7 @@ class InitSchema(_Lenient):
 class ClientResultSchema(_Lenient):
     """The ``result`` object of ``verifyResult``; the seed says it may be null or empty."""
 
-    certify_id = fields.String(
+    certify_id = Text(
         data_key="certifyId", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERTIFY_ID)
     )
     error_code = Code(
@@ -100,7 +139,7 @@ class ClientResultSchema(_Lenient):
 class ResultSchema(_Lenient):
     """``POST /result``: ``{"certifyId", "resultStatus", "result": {...} | null}``."""
 
-    certify_id = fields.String(
+    certify_id = Text(
         data_key="certifyId", required=True, validate=validate.Length(min=1, max=MAX_CERTIFY_ID)
     )
     result_status = Code(
@@ -112,14 +151,14 @@ class ResultSchema(_Lenient):
 class CallbackSchema(_Lenient):
     """``GET /callback`` query: ``certifyId``, ``passed`` (opaque), ``callbackToken`` or ``CallbackToken``."""
 
-    certify_id = fields.String(
+    certify_id = Text(
         data_key="certifyId", required=True, validate=validate.Length(min=1, max=MAX_CERTIFY_ID)
     )
-    passed = fields.String(load_default=None, validate=validate.Length(max=MAX_STATUS))
-    callback_token = fields.String(
+    passed = Text(load_default=None, validate=validate.Length(max=MAX_STATUS))
+    callback_token = Text(
         data_key="callbackToken", load_default=None, validate=validate.Length(max=MAX_TOKEN)
     )
-    callback_token_upper = fields.String(
+    callback_token_upper = Text(
         data_key="CallbackToken", load_default=None, validate=validate.Length(max=MAX_TOKEN)
     )
 

@@ -382,34 +382,50 @@ class CertifyService:
         client_error_code: str | None = None,
         client_certify_id: str | None = None,
     ) -> Record:
-        """Record the mini-program's claim, then confirm it with describe (unless terminal)."""
+        """Confirm the mini-program's claim with describe (unless terminal) and record the claim.
+
+        One storage write per post: the claim travels in the same compare-and-set as what
+        describe said (the verdict, the abandonment, or just "described now"). When describe
+        fails, the claim is written alone before the 503, so it is never lost.
+        """
         record = self._owned(certify_id, user_id)
         if client_certify_id is not None and client_certify_id != record.certify_id:
             logger.info("record %s: the client's result.certifyId differs; ignored", record.id)
-        if not record.terminal:
-            claimed = self.storage.update(
-                record.id,
-                expect=NON_TERMINAL,
-                client_status=client_status,
-                client_error_code=client_error_code,
-                updated_at=self.clock(),
-            )
-            record = claimed if claimed is not None else self._reload(record)
-            logger.info("record %s: client claims %s", record.id, client_status)
-        if record.terminal or record.certify_id is None:
+        if record.terminal:
             return record
-        verdict = self._describe(record)
-        return self._settle(record, verdict, client_status=client_status)
+        logger.info("record %s: client claims %s", record.id, client_status)
+        claim = {"client_status": client_status, "client_error_code": client_error_code}
+        if record.certify_id is None:
+            return self._record_claim(record, claim)
+        try:
+            verdict = self._describe(record)
+        except BaseException:
+            self._record_claim(record, claim)
+            raise
+        return self._settle(record, verdict, client_status=client_status, claim=claim)
+
+    def _record_claim(self, record: Record, claim: dict[str, str | None]) -> Record:
+        claimed = self.storage.update(record.id, expect=NON_TERMINAL, updated_at=self.clock(), **claim)
+        return claimed if claimed is not None else self._reload(record)
 
     def current(self, *, user_id: str | None, certify_id: str) -> Record:
         """The record's state, re-described at most once per ``describe_min_interval``.
 
+        A record nobody has reported back on (no client claim) is not described until it is
+        ``unclaimed_describe_after`` seconds old: the user is still in the face scan, Alibaba
+        answers "not finished" until then, and the result post (or the callback) describes as
+        soon as the user is done. Polls after that age are the safety net for a lost result post.
         Upstream failures are not errors here: the stored state is still the right answer.
         """
         record = self._owned(certify_id, user_id)
         if record.terminal or record.certify_id is None:
             return record
         now = self.clock()
+        if (
+            record.client_status is None
+            and (now - record.created_at).total_seconds() < self.settings.unclaimed_describe_after
+        ):
+            return record
         last = record.last_described_at
         if last is not None and (now - last).total_seconds() < self.settings.describe_min_interval:
             return record
@@ -562,10 +578,27 @@ class CertifyService:
                 raise UpstreamUnavailable(code="upstream_throttled", retry_after=_retry_after(e)) from e
             raise UpstreamUnavailable() from e
 
-    def _settle(self, record: Record, verdict: Verdict, *, client_status: str | None) -> Record:
-        """Apply a describe verdict through compare-and-set; the winner sends the signal."""
+    def _settle(
+        self,
+        record: Record,
+        verdict: Verdict,
+        *,
+        client_status: str | None,
+        claim: dict[str, str | None] | None = None,
+    ) -> Record:
+        """Apply a describe verdict through compare-and-set; the winner sends the signal.
+
+        ``claim`` (a result post's ``client_status``/``client_error_code``) is written in the
+        same compare-and-set as the outcome. A post that loses the race to a terminal outcome
+        leaves no claim behind, exactly like a post that arrives after it.
+        """
         now = self.clock()
-        seen = {"last_described_at": now, "describe_count": record.describe_count + 1, "updated_at": now}
+        seen: dict[str, Any] = {
+            "last_described_at": now,
+            "describe_count": record.describe_count + 1,
+            "updated_at": now,
+            **(claim or {}),
+        }
         if verdict.finished:
             status = Status.PASSED if verdict.passed else Status.FAILED
             new = self.storage.update(

@@ -68,8 +68,12 @@ class Settings:
     #: Init calls per user per 24 h; None means no limit.
     max_attempts_per_day: int | None = 5
     describe_min_interval: float = 2.0
+    #: Seconds after Init before ``GET /result`` describes a record with no client claim yet.
+    unclaimed_describe_after: float = 60.0
     pii_key: bytes = field(default=b"", repr=False)
     sandbox: bool = False
+    #: Serve ``{prefix}/openapi.json`` (an OpenAPI 3.1 document built from the schemas).
+    openapi: bool = True
     allow_anonymous: bool = False
     #: Largest accepted request body on the blueprint, in bytes.
     max_body_size: int = 16 * 1024
@@ -168,8 +172,10 @@ class Settings:
             return_url_hosts=return_url_hosts,
             max_attempts_per_day=r.optional_int("MAX_ATTEMPTS_PER_DAY", 5, minimum=1),
             describe_min_interval=r.number("DESCRIBE_MIN_INTERVAL", 2.0, minimum=0.0),
+            unclaimed_describe_after=r.number("UNCLAIMED_DESCRIBE_AFTER", 60.0, minimum=0.0),
             pii_key=r.pii_key(secret_key),
             sandbox=sandbox,
+            openapi=r.boolean("OPENAPI", True),
             allow_anonymous=r.boolean("ALLOW_ANONYMOUS", False),
             max_body_size=int(r.number("MAX_BODY_SIZE", 16 * 1024, minimum=256.0)),
             language=r.choice("LANGUAGE", "zh", ("zh", "en")),

@@ -14,6 +14,7 @@ default.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -58,11 +59,11 @@ HTTP_CODES: dict[int, tuple[str, str, str]] = {
 LANGUAGES = ("zh", "en")
 
 
-def make_blueprint(name: str, url_prefix: str, *, sandbox: bool = False) -> Blueprint:
+def make_blueprint(name: str, url_prefix: str, *, sandbox: bool = False, openapi: bool = True) -> Blueprint:
     """The routes of DESIGN §2 for the extension instance called ``name``.
 
     The sandbox page routes are only added in sandbox mode, so outside it they do not exist
-    (404), rather than existing and refusing.
+    (404), rather than existing and refusing. ``openapi`` adds ``GET {prefix}/openapi.json``.
     """
     bp = Blueprint(name, __name__, url_prefix=url_prefix or None)
 
@@ -123,6 +124,8 @@ def make_blueprint(name: str, url_prefix: str, *, sandbox: bool = False) -> Blue
         st = state()
         if len(certify_id) > schemas.MAX_CERTIFY_ID:
             raise InvalidInput(fields={"certifyId": ["Longer than maximum length 128."]})
+        if not schemas.is_clean(certify_id):
+            raise InvalidInput(fields={"certifyId": [schemas.UNSAFE_MESSAGE]})
         user_id = st.user_id()
         record = st.service.current(user_id=user_id, certify_id=certify_id)
         return jsonify(result_body(record, _lang(st)))
@@ -140,6 +143,12 @@ def make_blueprint(name: str, url_prefix: str, *, sandbox: bool = False) -> Blue
 
     if sandbox:
         _add_sandbox_routes(bp, state)
+
+    if openapi:
+
+        @bp.get("/openapi.json")
+        def openapi_document() -> Response:
+            return jsonify(_openapi_document(url_prefix, sandbox))
 
     @bp.errorhandler(ServiceError)
     def service_error(e: ServiceError) -> tuple[Response, int]:
@@ -209,6 +218,14 @@ def _add_sandbox_routes(bp: Blueprint, state: Callable[[], State]) -> None:
         return jsonify(
             outcome_to_verify_result(outcome, certify_id=certify_id, sub_code=sub_code, error_code=error_code)
         )
+
+
+@functools.cache
+def _openapi_document(url_prefix: str, sandbox: bool) -> dict[str, Any]:
+    """Built once per (prefix, sandbox): the schemas cannot change while the process runs."""
+    from .openapi import build_openapi
+
+    return build_openapi(url_prefix, sandbox=sandbox)
 
 
 def _lang(st: State) -> str:

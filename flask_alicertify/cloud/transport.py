@@ -138,6 +138,8 @@ class Transport:
         self.endpoints: tuple[str, ...] = tuple(normalize_endpoint(e) for e in endpoints)
         if not self.endpoints:
             raise ValueError("at least one endpoint is required")
+        # Parsed once: every call signs the ``host`` header of its endpoint.
+        self._hosts: dict[str, str] = {e: urlsplit(e).netloc for e in self.endpoints}
         self.credentials = credentials
         self.timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -168,13 +170,13 @@ class Transport:
     ) -> httpx.Request:
         """The signed request for one attempt (fresh date and nonce unless given, for tests)."""
         clean_query = {k: str(v) for k, v in sorted(query.items()) if v is not None}
-        host = urlsplit(endpoint).netloc
+        host = self._hosts.get(endpoint) or urlsplit(endpoint).netloc
         headers: dict[str, str] = {
             "host": host,
             "x-acs-version": version,
             "x-acs-action": action,
             "user-agent": self.user_agent,
-            "x-acs-date": date or signer.timestamp(),
+            "x-acs-date": date or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "x-acs-signature-nonce": nonce or signer.nonce(),
             "accept": "application/json",
         }
@@ -204,8 +206,10 @@ class Transport:
         if clean_query:
             url += "?" + urlencode(clean_query)
         # Content-Length last and explicit, as the SDK sends it (unsigned, like the SDK's).
-        wire_headers = list(headers.items()) + [("Content-Length", str(len(content)))]
-        return httpx.Request("POST", url, headers=wire_headers, content=content)
+        headers["Content-Length"] = str(len(content))
+        # A ready stream: httpx then takes our headers as they are instead of re-deriving
+        # Host and Content-Length (a second header merge per call, for the same values).
+        return httpx.Request("POST", url, headers=headers, stream=httpx.ByteStream(content))
 
     # -- calling ------------------------------------------------------------------------------
 
@@ -293,12 +297,9 @@ class Transport:
         message = body_message(data) or ""
         self._log(action, endpoint, status, request_id, started, f"code={code}")
 
-        retry_after = _retry_after_seconds(response.headers)
-        throttled = (
-            status == 429
-            or (code is not None and code.startswith("Throttling"))
-            or (status >= 400 and retry_after is not None)
-        )
+        throttling_code = code is not None and code.startswith("Throttling")
+        retry_after = _retry_after_seconds(response.headers) if status >= 400 or throttling_code else None
+        throttled = status == 429 or throttling_code or (status >= 400 and retry_after is not None)
         if throttled:
             raise CloudThrottled(
                 f"{action}: throttled: {message}".rstrip(": "),

@@ -574,7 +574,7 @@ class FakeCloud:
         with self._lock:
             request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4)).upper()
             action = self._action_name(wire)
-            call = _CallDraft(wire, action, request_id, self.clock(), dict(request.headers))
+            call = _CallDraft(wire, action, request_id, self.clock(), dict(wire.headers))
             host = _normalise_host(wire.host)
             if any(_host_matches(down, host) for down in self._down):
                 self._record(call, None, None, fault="endpoint_down")

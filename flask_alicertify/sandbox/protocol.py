@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -83,6 +84,9 @@ class WireRequest:
     query: dict[str, str]
     form: dict[str, str]
     body: bytes
+    #: Every header by lower-case name (repeated headers joined with ", ", as httpx reads them),
+    #: so the signature check looks each one up in a dict rather than scanning the list.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, str]:
@@ -93,20 +97,22 @@ class WireRequest:
 def read_request(request: httpx.Request) -> WireRequest:
     """Decode an ``httpx.Request`` into a :class:`WireRequest` (the body must be readable)."""
     body = request.read()
+    headers = dict(request.headers.items())  # httpx yields lower-case names, repeats joined
     query = dict(parse_qsl(request.url.query.decode("ascii", "replace"), keep_blank_values=True))
     form: dict[str, str] = {}
-    content_type = request.headers.get("content-type", "")
+    content_type = headers.get("content-type", "")
     if body and content_type.split(";")[0].strip().lower() == FORM_TYPE:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return WireRequest(
         method=request.method.upper(),
-        host=request.headers.get("host") or request.url.netloc.decode("ascii"),
+        host=headers.get("host") or request.url.netloc.decode("ascii"),
         path=request.url.path or "/",
-        action=request.headers.get("x-acs-action", "").strip(),
-        version=request.headers.get("x-acs-version", "").strip(),
+        action=headers.get("x-acs-action", "").strip(),
+        version=headers.get("x-acs-version", "").strip(),
         query=query,
         form=form,
         body=body,
+        headers=headers,
     )
 
 
@@ -134,7 +140,8 @@ def verify_signature(
     more than the minimum (the SDK signs ``user-agent`` and ``x-acs-credentials-provider``).
     What the spec requires to be signed (``host``, ``content-type``, every ``x-acs-*``) must be.
     """
-    header = request.headers.get("authorization")
+    request_headers = wire.headers or dict(request.headers.items())
+    header = request_headers.get("authorization")
     if not header:
         raise GatewayError(400, "MissingAuthorization", "Authorization header is required.")
     try:
@@ -144,12 +151,12 @@ def verify_signature(
         raise GatewayError(400, "IncompleteSignature", message) from None
     if key_id != access_key_id:
         raise GatewayError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-    header_key = request.headers.get("x-acs-accesskey-id")
+    header_key = request_headers.get("x-acs-accesskey-id")
     if header_key is not None and header_key != key_id:
         message = "x-acs-accesskey-id differs from the Authorization Credential."
         raise GatewayError(400, "InvalidAccessKeyId.Inconsistent", message)
 
-    payload_hash = request.headers.get("x-acs-content-sha256")
+    payload_hash = request_headers.get("x-acs-content-sha256")
     if payload_hash is None:
         raise GatewayError(400, "MissingContentSha256", "x-acs-content-sha256 header is required.")
     if not hmac.compare_digest(payload_hash.lower(), signer.hash_payload(wire.body)):
@@ -158,20 +165,20 @@ def verify_signature(
         )
 
     signed = [name.strip().lower() for name in signed_names if name.strip()]
-    must_sign = {"host"} | {name for name in request.headers.keys() if name.lower().startswith("x-acs-")}
-    if "content-type" in request.headers:
+    must_sign = {"host"} | {name for name in request_headers if name.startswith("x-acs-")}
+    if "content-type" in request_headers:
         must_sign.add("content-type")
     unsigned = sorted(must_sign - set(signed))
     if unsigned:
         raise GatewayError(
             400, "SignatureDoesNotMatch", f"These headers must be signed: {', '.join(unsigned)}."
         )
-    missing = [name for name in signed if name not in request.headers]
+    missing = [name for name in signed if name not in request_headers]
     if missing:
         raise GatewayError(
             400, "SignatureDoesNotMatch", f"Signed headers are absent from the request: {', '.join(missing)}."
         )
-    headers = {name: request.headers[name] for name in signed}
+    headers = {name: request_headers[name] for name in signed}
     to_sign, _ = signer.string_to_sign(wire.method, wire.path, wire.query, headers, payload_hash.lower())
     expected = signer.signature(access_key_secret, to_sign)
     if not hmac.compare_digest(expected, given.lower()):
@@ -183,7 +190,7 @@ def verify_signature(
         )
 
     if security_token is not None:
-        token = request.headers.get("x-acs-security-token")
+        token = request_headers.get("x-acs-security-token")
         if token is None:
             raise GatewayError(400, "MissingSecurityToken", "x-acs-security-token is required for STS keys.")
         if not hmac.compare_digest(token, security_token):

@@ -12,9 +12,11 @@ from alicertify_ext_support import SEED_PLACEHOLDER_NO
 from alicertify_ext_support import Harness
 from alicertify_ext_support import harness
 
+from flask_alicertify.records import Record
 from flask_alicertify.records import Status
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome
+from flask_alicertify.storage.memory import MemoryStorage
 
 NULL = None
 SAME = "same"
@@ -183,12 +185,69 @@ def test_terminal_records_are_never_described_again(h: Harness) -> None:
     assert h.names() == ["certify_initiated", "certify_passed"]
 
 
-def test_get_result_describe_is_throttled(h: Harness) -> None:
-    h.cloud.script_next(Outcome.passes(after=3))
+def test_polls_before_a_claim_do_not_describe(h: Harness) -> None:
+    # The user is in the face scan: Alibaba would answer "not finished" to every poll, and the
+    # result post describes as soon as the user is done.
     cid = h.start()
     client = h.client()
-    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "pending"
+    for _ in range(30):
+        assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "pending"
+        h.clock.advance(1.9)
+    assert h.describes() == 0
+    h.cloud.complete(cid, passed=True)
+    assert h.result(cid, "9000").get_json()["status"] == "passed"
     assert h.describes() == 1
+    h.clock.advance(60)
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "passed"
+    assert h.describes() == 1
+    assert h.names() == ["certify_initiated", "certify_passed"]
+
+
+def test_polls_after_a_claim_describe_at_most_once_per_interval(h: Harness) -> None:
+    h.cloud.script_next(Outcome.passes(after=2))
+    cid = h.start()
+    client = h.client()
+    # A result post always confirms, whatever the interval says.
+    assert h.result(cid, "9000").get_json()["status"] == "pending"
+    assert h.describes() == 1
+    client.get(f"/alicertify/result/{cid}")
+    h.clock.advance(1.9)
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 1
+    h.clock.advance(0.1)
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "pending"
+    assert h.describes() == 2
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 2
+    h.clock.advance(2)
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "passed"
+    assert h.describes() == 3
+    h.clock.advance(60)
+    client.get(f"/alicertify/result/{cid}")
+    assert h.describes() == 3
+    assert h.record(cid).client_status == "9000"
+
+
+def test_unclaimed_polls_describe_once_the_record_is_old_enough(h: Harness) -> None:
+    # The safety net for a lost result post: the user finished, the mini-program never posted.
+    cid = h.start()
+    client = h.client()
+    h.cloud.complete(cid, passed=False, sub_code="204")
+    h.clock.advance(59.9)
+    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "pending"
+    assert h.describes() == 0
+    h.clock.advance(0.1)
+    body = client.get(f"/alicertify/result/{cid}").get_json()
+    assert (body["status"], body["subCode"], body["clientStatus"]) == ("failed", "204", None)
+    assert h.describes() == 1
+    assert h.names() == ["certify_initiated", "certify_failed"]
+
+
+def test_unclaimed_polls_after_the_age_are_throttled(h: Harness) -> None:
+    cid = h.start()
+    client = h.client()
+    h.clock.advance(60)
+    client.get(f"/alicertify/result/{cid}")
     client.get(f"/alicertify/result/{cid}")
     h.clock.advance(1.9)
     client.get(f"/alicertify/result/{cid}")
@@ -196,19 +255,21 @@ def test_get_result_describe_is_throttled(h: Harness) -> None:
     h.clock.advance(0.1)
     client.get(f"/alicertify/result/{cid}")
     assert h.describes() == 2
-    # A result post always confirms, whatever the interval says.
-    h.result(cid, "9000")
-    assert h.describes() == 3
-    h.clock.advance(2)
-    assert client.get(f"/alicertify/result/{cid}").get_json()["status"] == "passed"
-    assert h.describes() == 4
-    h.clock.advance(60)
-    client.get(f"/alicertify/result/{cid}")
-    assert h.describes() == 4
+
+
+def test_unclaimed_describe_age_is_configurable() -> None:
+    with harness(ALICERTIFY_UNCLAIMED_DESCRIBE_AFTER=10) as h:
+        cid = h.start()
+        h.clock.advance(9.9)
+        h.client().get(f"/alicertify/result/{cid}")
+        assert h.describes() == 0
+        h.clock.advance(0.1)
+        h.client().get(f"/alicertify/result/{cid}")
+        assert h.describes() == 1
 
 
 def test_describe_interval_is_configurable() -> None:
-    with harness(ALICERTIFY_DESCRIBE_MIN_INTERVAL=0) as h:
+    with harness(ALICERTIFY_DESCRIBE_MIN_INTERVAL=0, ALICERTIFY_UNCLAIMED_DESCRIBE_AFTER=0) as h:
         cid = h.start()
         for _ in range(3):
             h.client().get(f"/alicertify/result/{cid}")
@@ -217,11 +278,13 @@ def test_describe_interval_is_configurable() -> None:
 
 def test_get_result_survives_upstream_failure(h: Harness) -> None:
     cid = h.start()
+    h.clock.advance(60)
     h.cloud.inject(Fault.http(503), times=1, action="DescribeFaceVerify")
     response = h.client().get(f"/alicertify/result/{cid}")
     assert response.status_code == 200
     assert response.get_json()["status"] == "pending"
     assert h.cloud.unconsumed() == []
+    assert h.record(cid).describe_count == 1
 
 
 # -- upstream failures ---------------------------------------------------------------------------
@@ -284,6 +347,38 @@ def test_result_upstream_failure_records_the_claim(h: Harness, fault: Fault, cod
     # Once Alibaba answers again the verdict is taken.
     assert h.result(cid, "9000").get_json()["status"] == "passed"
     assert h.cloud.unconsumed() == []
+
+
+class CountingStorage(MemoryStorage):
+    """Memory storage that counts writes (compare-and-sets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = 0
+
+    def update(self, record_id: str, *, expect: Any, **changes: Any) -> Record | None:
+        self.updates += 1
+        return super().update(record_id, expect=expect, **changes)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "claim", "status"),
+    [
+        pytest.param(Outcome.passes(), "9000", "passed", id="verdict"),
+        pytest.param(Outcome.never_finishes(), "9000", "pending", id="not-finished"),
+        pytest.param(Outcome.never_finishes(), "6001", "abandoned", id="abandoned"),
+    ],
+)
+def test_result_post_writes_once_with_the_claim(outcome: Outcome, claim: str, status: str) -> None:
+    storage = CountingStorage()
+    with harness(storage=storage) as h:
+        h.cloud.script_next(outcome)
+        cid = h.start()
+        before = storage.updates
+        assert h.result(cid, claim).get_json()["status"] == status
+        assert storage.updates - before == 1
+        record = h.record(cid)
+        assert (record.status.value, record.client_status, record.describe_count) == (status, claim, 1)
 
 
 def test_outer_order_no_is_our_record_id_and_certify_url_is_not_stored(h: Harness) -> None:

@@ -1,0 +1,384 @@
+"""The OpenAPI 3.1 description of the blueprint, generated from the marshmallow schemas.
+
+Framework-free (no Flask import): :func:`build_openapi` returns a plain ``dict`` that the
+blueprint serves as ``{prefix}/openapi.json``, that the docs embed, and that the reliability
+suite fuzzes with schemathesis. Request bodies and query parameters come straight from
+:mod:`flask_alicertify.schemas`, so the document cannot drift from what the views accept; the
+response bodies (built by :func:`flask_alicertify.service.result_body` and the views, not by
+marshmallow) are described by the small schemas below.
+
+Every operation lists each error status it can answer, all with the one error shape
+``{"error": {"code", "message", "fields"?}}``: a client generated from this document can rely
+on reading ``error.code`` whatever went wrong.
+
+Generation uses `apispec <https://apispec.readthedocs.io>`_ (the ``openapi`` extra), imported
+only when a document is built, so the extension itself does not need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from marshmallow import Schema
+from marshmallow import fields
+from marshmallow import validate
+
+from . import schemas
+from .records import Status
+from .sandbox.page import OUTCOMES
+
+OPENAPI_VERSION = "3.1.0"
+TITLE = "flask-alicertify"
+
+#: Error statuses, with the stable ``error.code`` values each can carry (for the description).
+ERROR_STATUSES: Mapping[int, tuple[str, Sequence[str]]] = {
+    400: (
+        "The body or query does not have the documented shape, or a value is not acceptable; "
+        "`fields` says which and why.",
+        ("invalid_input", "invalid_return_url", "identity_mismatch", "bad_request"),
+    ),
+    401: ("Nobody is signed in (and anonymous use is not allowed).", ("unauthenticated",)),
+    403: (
+        "The record belongs to another user, or the callback token is missing or wrong.",
+        ("forbidden", "invalid_callback_token"),
+    ),
+    404: ("No record has this certifyId (or the sandbox is off).", ("unknown_certify_id", "not_found")),
+    409: ("Sandbox only: this session already has a verdict.", ("sandbox_session_closed",)),
+    410: ("Sandbox only: this session's 30 minutes are over.", ("sandbox_session_closed",)),
+    413: ("The body is larger than ALICERTIFY_MAX_BODY_SIZE.", ("body_too_large",)),
+    415: ("The body is not sent as application/json.", ("unsupported_media_type",)),
+    429: (
+        "No verification attempts left today, Alibaba's per-person limit, or Alibaba throttles us; "
+        "see Retry-After.",
+        ("attempts_exhausted", "too_many_failures", "upstream_throttled"),
+    ),
+    502: (
+        "Alibaba answered with something unusable (business error, rejection, malformed answer).",
+        ("upstream_error", "upstream_malformed"),
+    ),
+    503: (
+        "Alibaba cannot be reached right now; the record is kept and can be confirmed later.",
+        ("upstream_unavailable", "upstream_throttled"),
+    ),
+}
+
+#: The error statuses of each operation (DESIGN §2), keyed by ``(method, path below the prefix)``.
+#: 413/415 apply wherever a JSON body is read.
+OPERATION_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/init"): (400, 401, 403, 413, 415, 429, 502, 503),
+    ("post", "/result"): (400, 401, 403, 404, 413, 415, 503),
+    ("get", "/result/{certifyId}"): (400, 401, 403, 404),
+    ("get", "/callback"): (400, 403, 404, 503),
+    ("get", "/sandbox/certify/{certifyId}"): (404,),
+    ("post", "/sandbox/certify/{certifyId}"): (400, 404, 409, 410, 413, 415),
+}
+
+
+# -- response bodies (built by the service and the views, described here) ------------------------
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(
+        required=True, metadata={"description": "Stable snake_case code a client may branch on."}
+    )
+    message = fields.String(required=True, metadata={"description": "Safe to show the end user."})
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        metadata={"description": "Per-field messages (nested like the request body), when input was bad."},
+    )
+
+
+class ErrorSchema(Schema):
+    """Every error answer of the blueprint."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class InitResponseSchema(Schema):
+    certify_id = fields.String(data_key="certifyId", required=True)
+    certify_url = fields.String(
+        data_key="certifyUrl",
+        required=True,
+        metadata={"description": "Single-use link for open-certify; never stored server-side."},
+    )
+
+
+class ResultResponseSchema(Schema):
+    """The record's state as ``POST /result`` and ``GET /result/{certifyId}`` answer it."""
+
+    certify_id = fields.String(data_key="certifyId", required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in Status]))
+    passed = fields.Boolean(
+        required=True, metadata={"description": "True only after Alibaba's describe said Passed=T."}
+    )
+    sub_code = fields.String(data_key="subCode", required=True, allow_none=True)
+    message = fields.String(required=True, metadata={"description": "User-safe text (zh, or en)."})
+    retryable = fields.Boolean(
+        required=True, metadata={"description": "Whether starting a new verification makes sense."}
+    )
+    client_status = fields.String(
+        data_key="clientStatus",
+        required=True,
+        allow_none=True,
+        metadata={"description": "The last resultStatus the client claimed (a claim, never a verdict)."},
+    )
+
+
+class CallbackResponseSchema(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+
+
+class SandboxOutcomeSchema(Schema):
+    """``POST {prefix}/sandbox/certify/{certifyId}``: what the simulated user does."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    sub_code = fields.String(data_key="subCode", metadata={"description": "pass: 200/210; fail: 201-206."})
+    error_code = fields.String(
+        data_key="errorCode", metadata={"description": "fail/business_error: e.g. UNKNOWN_ERROR."}
+    )
+
+
+class VerifyResultSchema(Schema):
+    """What the mini-program's open-certify callback would receive (the seed's verifyResult)."""
+
+    result_status = fields.String(data_key="resultStatus", required=True)
+    result = fields.Nested(schemas.ClientResultSchema, required=True, allow_none=True)
+
+
+# -- the document -------------------------------------------------------------------------------
+
+
+def build_openapi(
+    prefix: str = "/alicertify",
+    *,
+    sandbox: bool = False,
+    openapi_json: bool = True,
+    title: str = TITLE,
+    version: str | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the blueprint mounted at ``prefix``.
+
+    :param prefix: the blueprint's URL prefix (``ALICERTIFY_URL_PREFIX``); paths include it.
+    :param sandbox: include the sandbox certify page routes (served only in sandbox mode).
+    :param openapi_json: include ``{prefix}/openapi.json`` itself (off when the route is).
+    :param version: the document's ``info.version``; the installed package version by default.
+    :raises ImportError: when apispec is not installed (``pip install 'flask-alicertify[openapi]'``).
+    """
+    try:
+        from apispec import APISpec
+        from apispec.ext.marshmallow import MarshmallowPlugin
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "building the OpenAPI document needs apispec: pip install 'flask-alicertify[openapi]'"
+        ) from e
+
+    prefix = prefix.rstrip("/")
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
+    spec = APISpec(
+        title=title,
+        version=version or _package_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
+        info={
+            "description": (
+                "Server side of Alibaba Cloud ID verification (实人认证) started from an Alipay "
+                "mini-program. A client's resultStatus is only a claim: a record is `passed` only "
+                "after the server's DescribeFaceVerify says Passed=T."
+            )
+        },
+    )
+    assert plugin.converter is not None
+    plugin.converter.add_attribute_function(_custom_fields)  # type: ignore[no-untyped-call]
+
+    for name, schema in (
+        ("ServiceParameters", schemas.ServiceParametersSchema),
+        ("InitRequest", schemas.InitSchema),
+        ("ClientResult", schemas.ClientResultSchema),
+        ("ResultRequest", schemas.ResultSchema),
+        ("InitResponse", InitResponseSchema),
+        ("ResultResponse", ResultResponseSchema),
+        ("CallbackResponse", CallbackResponseSchema),
+        ("ErrorDetail", ErrorDetailSchema),
+        ("Error", ErrorSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    if sandbox:
+        spec.components.schema("SandboxOutcome", schema=SandboxOutcomeSchema)
+        spec.components.schema("VerifyResult", schema=VerifyResultSchema)
+    used = {
+        status
+        for (_, path), statuses in OPERATION_ERRORS.items()
+        if sandbox or not path.startswith("/sandbox/")
+        for status in statuses
+    }
+    for status, (description, codes) in ERROR_STATUSES.items():
+        if status not in used:
+            continue
+        spec.components.response(
+            f"Error{status}",
+            {
+                "description": f"{description} Codes: {', '.join(codes)}.",
+                "content": {"application/json": {"schema": "Error"}},
+            },
+        )
+    certify_id_param = {
+        "name": "certifyId",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": schemas.MAX_CERTIFY_ID},
+    }
+
+    def errors(method: str, path: str) -> dict[str, Any]:
+        return {str(status): "Error" + str(status) for status in OPERATION_ERRORS[(method, path)]}
+
+    def ok(description: str, schema: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    def json_body(schema: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    spec.path(
+        path=prefix + "/init",
+        operations={
+            "post": {
+                "operationId": "init",
+                "summary": "Start a verification: InitFaceVerify, answer certifyId and certifyUrl.",
+                "requestBody": json_body("InitRequest"),
+                "responses": {"200": ok("Started.", "InitResponse"), **errors("post", "/init")},
+            }
+        },
+    )
+    spec.path(
+        path=prefix + "/result",
+        operations={
+            "post": {
+                "operationId": "postResult",
+                "summary": "Report the mini-program's verifyResult; the server confirms it with describe.",
+                "requestBody": json_body("ResultRequest"),
+                "responses": {
+                    "200": ok("The record after confirmation.", "ResultResponse"),
+                    **errors("post", "/result"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path=prefix + "/result/{certifyId}",
+        parameters=[dict(certify_id_param)],
+        operations={
+            "get": {
+                "operationId": "getResult",
+                "summary": "The record's current state (re-described at most once per interval).",
+                "responses": {
+                    "200": ok("The record's state.", "ResultResponse"),
+                    **errors("get", "/result/{certifyId}"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path=prefix + "/callback",
+        operations={
+            "get": {
+                "operationId": "callback",
+                "summary": "Alibaba's completion notice (unsigned): token check, then describe.",
+                "parameters": [{"in": "query", "schema": schemas.CallbackSchema}],
+                "responses": {"200": ok("Accepted.", "CallbackResponse"), **errors("get", "/callback")},
+            }
+        },
+    )
+    if sandbox:
+        spec.path(
+            path=prefix + "/sandbox/certify/{certifyId}",
+            parameters=[dict(certify_id_param)],
+            operations={
+                "get": {
+                    "operationId": "sandboxPage",
+                    "summary": "Sandbox only: the page standing in for Alibaba's certify page.",
+                    "responses": {
+                        "200": {
+                            "description": "An HTML page with one button per outcome.",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                        **errors("get", "/sandbox/certify/{certifyId}"),
+                    },
+                },
+                "post": {
+                    "operationId": "sandboxOutcome",
+                    "summary": "Sandbox only: record what the simulated user did; answer the verifyResult.",
+                    "requestBody": json_body("SandboxOutcome"),
+                    "responses": {
+                        "200": ok(
+                            "The verifyResult open-certify would hand the mini-program.", "VerifyResult"
+                        ),
+                        **errors("post", "/sandbox/certify/{certifyId}"),
+                    },
+                },
+            },
+        )
+    if openapi_json:
+        spec.path(
+            path=prefix + "/openapi.json",
+            operations={
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3.1 document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        )
+    document: dict[str, Any] = spec.to_dict()
+    for item in document["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                for parameter in operation.get("parameters", ()):
+                    _query_parameter(parameter)
+    return document
+
+
+def _query_parameter(parameter: dict[str, Any]) -> None:
+    """A query value is a string or absent, never JSON null: drop what nullable fields add."""
+    schema = parameter.get("schema")
+    if parameter.get("in") != "query" or not isinstance(schema, dict):
+        return
+    if schema.get("default", ...) is None:
+        del schema["default"]
+    kinds = schema.get("type")
+    if isinstance(kinds, list) and "null" in kinds:
+        kinds = [k for k in kinds if k != "null"]
+        schema["type"] = kinds[0] if len(kinds) == 1 else kinds
+
+
+def _schema_name(schema: type[Schema] | Schema) -> str:
+    """Component name of a schema apispec meets nested (``ClientResultSchema`` -> ``ClientResult``)."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__
+    return name[: -len("Schema")] if name.endswith("Schema") and name != "Schema" else name
+
+
+def _custom_fields(self: Any, field: fields.Field[Any], ret: dict[str, Any]) -> dict[str, Any]:
+    """JSON types of our custom fields (apispec only knows marshmallow's own)."""
+    nullable = ["null"] if field.allow_none else []
+    if isinstance(field, schemas.Code):
+        return {"type": ["string", "integer", *nullable]}
+    if isinstance(field, schemas.MetaInfo):
+        return {"type": ["string", "object", *nullable]}
+    return {}
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+
+    try:
+        return version("flask-alicertify")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
