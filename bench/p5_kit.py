@@ -7,11 +7,14 @@ A small ``conftest.py`` hook sums each test's setup + call + teardown durations 
 * ``matrix``: one test using ``alicertify_case``, i.e. every row of ``pytest_alicertify.CASES``,
   each building the example backend (``create_app``, its own instance folder) wired to
   ``alicertify_cloud`` and driving ``run_flow``. The figure is the sum over the matrix.
-* ``overhead``: three files of N tests each: ``empty`` (``pass``), ``httpx`` (``httpx_mock`` +
-  ``add_response`` + one GET through a module-level ``httpx.Client``: a bare pytest-httpx test),
-  ``kit`` (``alicertify_cloud`` + one signed InitFaceVerify through a module-level ``cloudauth``
-  gateway, which the fake checks and answers). Per-test cost = median test duration minus the
-  empty test's; the figure is kit ÷ httpx. Rounds alternate the files; medians of the rounds.
+* ``overhead``: three files of N tests each: ``empty`` (``pass``), ``httpx`` (a bare
+  pytest-httpx test: ``httpx_mock.add_response`` with Alibaba's documented Init answer, then one
+  signed InitFaceVerify through a module-level ``cloudauth`` gateway), ``kit``
+  (``alicertify_cloud`` + the same signed InitFaceVerify through the same gateway, which the fake
+  checks and answers). Both send the same request, so the difference is what the kit adds: the
+  fixture, the signature check and the fake's session state — not the app's own signing cost.
+  Per-test cost = median test duration minus the empty test's; the figure is kit ÷ httpx.
+  Rounds alternate the files; medians of the rounds.
 """
 
 from __future__ import annotations
@@ -104,16 +107,31 @@ def test_empty(i):
     pass
 """,
     "httpx": """
-import httpx
 import pytest
 
-CLIENT = httpx.Client()
+from flask_alicertify.cloud.base import GatewayConfig
+from flask_alicertify.cloud.base import InitRequest
+from flask_alicertify.cloud.credentials import StaticCredentials
+from flask_alicertify.cloud.gateways import make_gateway
+
+GATEWAY = make_gateway(
+    "cloudauth",
+    GatewayConfig("1000000006", StaticCredentials("LTAI5tKitAccessKeyId00001", "alicertify-kit-secret")),
+)
+ANSWER = {{
+    "Code": "200",
+    "Message": "success",
+    "RequestId": "130A2C10-B9EE-4D84-88E3-5384FF039795",
+    "ResultObject": {{"CertifyId": "91707dc296d469ad38e4c5efa6a0f24b", "CertifyUrl": "https://t.aliyun.com/x"}},
+}}
 
 
 @pytest.mark.parametrize("i", range({n}))
 def test_httpx(httpx_mock, i):
-    httpx_mock.add_response(json={{"ok": True}})
-    assert CLIENT.get("https://api.example.invalid/").json() == {{"ok": True}}
+    httpx_mock.add_response(json=ANSWER)
+    request = InitRequest(outer_order_no=f"order{{i}}", cert_name="张三", cert_no="11010519491231002X")
+    started = GATEWAY.init(request)
+    assert started.certify_id
 """,
     "kit": """
 import pytest
