@@ -25,6 +25,7 @@ from .errors import CloudMalformedResponse
 from .transport import Transport
 from .transport import body_code
 from .transport import body_message
+from .transport import checked_init_result
 
 VERSION = "2019-03-07"
 INIT = "InitFaceVerify"
@@ -84,22 +85,13 @@ def init_result(data: Mapping[str, Any], request_id: str | None, endpoint: str |
     if body_code(data) != "200":
         raise _business_error(INIT, data, request_id, endpoint)
     result = _result_object(INIT, data, request_id, endpoint)
-    certify_id = result.get("CertifyId")
-    certify_url = result.get("CertifyUrl")
-    if (
-        not isinstance(certify_id, str)
-        or not certify_id
-        or not isinstance(certify_url, str)
-        or not certify_url
-    ):
-        raise CloudMalformedResponse(
-            f"{INIT}: ResultObject lacks CertifyId or CertifyUrl",
-            code="200",
-            request_id=request_id,
-            http_status=200,
-            endpoint=endpoint,
-        )
-    return InitResult(certify_id=certify_id, certify_url=certify_url, request_id=request_id)
+    return checked_init_result(
+        result.get("CertifyId"),
+        result.get("CertifyUrl"),
+        what=f"{INIT}: ResultObject",
+        request_id=request_id,
+        endpoint=endpoint,
+    )
 
 
 def verdict(data: Mapping[str, Any], request_id: str | None, endpoint: str | None = None) -> Verdict:

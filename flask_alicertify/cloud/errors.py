@@ -47,6 +47,17 @@ class CloudUnavailable(CloudError):
 
     retryable = True
 
+    @classmethod
+    def after(cls, action: str, tried: int, last: CloudError) -> CloudUnavailable:
+        """The error to raise once failover ran out of endpoints, carrying the last cause."""
+        return cls(
+            f"{action}: every endpoint failed ({tried} tried); last: {last.message}",
+            code=last.code,
+            request_id=last.request_id,
+            http_status=last.http_status,
+            endpoint=last.endpoint,
+        )
+
 
 class CloudThrottled(CloudError):
     """HTTP 429, a ``Throttling*`` code, or ``x-acs-retry-after``. ``retry_after`` is in seconds."""

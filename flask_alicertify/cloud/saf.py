@@ -32,6 +32,7 @@ from .errors import CloudMalformedResponse
 from .transport import Transport
 from .transport import body_code
 from .transport import body_message
+from .transport import checked_init_result
 
 ACTION = "ExecuteRequest"
 SERVICE = "fin_face_verify"
@@ -141,22 +142,13 @@ class SafGateway:
         if body_code(envelope) != "200":
             raise self._business_error("init", envelope, request_id, endpoint)
         data = self._data("init", envelope, request_id, endpoint)
-        certify_id = _first(data or {}, "certifyId", "CertifyId")
-        certify_url = _first(data or {}, "certifyUrl", "CertifyUrl")
-        if (
-            not isinstance(certify_id, str)
-            or not certify_id
-            or not isinstance(certify_url, str)
-            or not certify_url
-        ):
-            raise CloudMalformedResponse(
-                f"{ACTION}:init: Data lacks certifyId or certifyUrl",
-                code="200",
-                request_id=request_id,
-                http_status=200,
-                endpoint=endpoint,
-            )
-        return InitResult(certify_id=certify_id, certify_url=certify_url, request_id=request_id)
+        return checked_init_result(
+            _first(data or {}, "certifyId", "CertifyId"),
+            _first(data or {}, "certifyUrl", "CertifyUrl"),
+            what=f"{ACTION}:init: Data",
+            request_id=request_id,
+            endpoint=endpoint,
+        )
 
     def describe(self, certify_id: str) -> Verdict:
         envelope, request_id, endpoint = self._execute(self.query_parameters(certify_id))

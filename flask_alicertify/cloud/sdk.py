@@ -154,13 +154,7 @@ class SdkGateway:
             except _Failover as failover:
                 last = failover.error
         assert last is not None
-        raise CloudUnavailable(
-            f"{action}: every endpoint failed ({len(self._clients)} tried); last: {last.message}",
-            code=last.code,
-            request_id=last.request_id,
-            http_status=last.http_status,
-            endpoint=last.endpoint,
-        ) from last
+        raise CloudUnavailable.after(action, len(self._clients), last) from last
 
     def _attempt(
         self, action: str, endpoint: str, method: Any, request: Any

@@ -41,6 +41,7 @@ import httpx
 
 from . import signer
 from .base import CredentialsProvider
+from .base import InitResult
 from .errors import CloudError
 from .errors import CloudMalformedResponse
 from .errors import CloudRejected
@@ -93,6 +94,27 @@ def body_code(data: Mapping[str, Any]) -> str | None:
 
 def body_message(data: Mapping[str, Any]) -> str | None:
     return _str_or_none(data.get("Message", data.get("message")))
+
+
+def checked_init_result(
+    certify_id: Any, certify_url: Any, *, what: str, request_id: str | None, endpoint: str | None
+) -> InitResult:
+    """An :class:`InitResult` from an answer's two fields, or CloudMalformedResponse if either is
+    missing: a Code 200 without them is not an answer the mini-program can use."""
+    if (
+        not isinstance(certify_id, str)
+        or not certify_id
+        or not isinstance(certify_url, str)
+        or not certify_url
+    ):
+        raise CloudMalformedResponse(
+            f"{what} lacks the certify id or the certify URL",
+            code="200",
+            request_id=request_id,
+            http_status=200,
+            endpoint=endpoint,
+        )
+    return InitResult(certify_id=certify_id, certify_url=certify_url, request_id=request_id)
 
 
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:
@@ -236,13 +258,7 @@ class Transport:
                 last = failover.error
                 continue
         assert last is not None
-        raise CloudUnavailable(
-            f"{action}: every endpoint failed ({len(self.endpoints)} tried); last: {last.message}",
-            code=last.code,
-            request_id=last.request_id,
-            http_status=last.http_status,
-            endpoint=last.endpoint,
-        ) from last
+        raise CloudUnavailable.after(action, len(self.endpoints), last) from last
 
     def _attempt(
         self,
