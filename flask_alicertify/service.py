@@ -432,14 +432,7 @@ class CertifyService:
         try:
             verdict = self.gateway.describe(record.certify_id)
         except CloudError as e:
-            logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
-            updated = self.storage.update(
-                record.id,
-                expect=NON_TERMINAL,
-                last_described_at=now,
-                describe_count=record.describe_count + 1,
-            )
-            return updated if updated is not None else self._reload(record)
+            return self._describe_failed(record, e, now)
         return self._settle(record, verdict, client_status=record.client_status)
 
     def handle_callback(self, *, certify_id: str, token: str | None, passed: str | None = None) -> Record:
@@ -517,15 +510,8 @@ class CertifyService:
         try:
             verdict = self.gateway.describe(record.certify_id)
         except CloudError as e:
-            logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
-            touched = self.storage.update(
-                record.id,
-                expect=NON_TERMINAL,
-                last_described_at=now,
-                describe_count=record.describe_count + 1,
-                updated_at=now,
-            )
-            return item(touched or self._reload(record), "error")
+            # updated_at moves too, so this run's paging ends and the next run retries it.
+            return item(self._describe_failed(record, e, now, updated_at=now), "error")
         if not verdict.finished and dead:
             expired = self.storage.update(
                 record.id,
@@ -577,6 +563,19 @@ class CertifyService:
             if isinstance(e, CloudThrottled):
                 raise UpstreamUnavailable(code="upstream_throttled", retry_after=_retry_after(e)) from e
             raise UpstreamUnavailable() from e
+
+    def _describe_failed(self, record: Record, e: CloudError, now: datetime, **changes: Any) -> Record:
+        """Note a describe that failed upstream (it still counts against the throttle); the
+        stored state stays the answer."""
+        logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
+        noted = self.storage.update(
+            record.id,
+            expect=NON_TERMINAL,
+            last_described_at=now,
+            describe_count=record.describe_count + 1,
+            **changes,
+        )
+        return noted if noted is not None else self._reload(record)
 
     def _settle(
         self,
