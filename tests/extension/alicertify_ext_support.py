@@ -5,7 +5,6 @@ Kept out of conftest.py so test modules can import the helpers by name.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alicertify_storage_backends import open_test_backend
 from flask import Flask
 from flask import request
 from flask.testing import FlaskClient
@@ -46,11 +46,6 @@ CERT_NO_2 = "440306199001011236"
 CERT_NAME = "张三"
 CERT_NAME_2 = "欧阳娜娜"
 SEED_PLACEHOLDER_NO = "1******************9"
-
-POSTGRES_URL = os.environ.get(
-    "ALICERTIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("ALICERTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 class FakeClock:
@@ -205,42 +200,6 @@ def harness(
         ext.state(app).gateway.close()
 
 
-def service_missing(reason: str) -> None:
-    """Skip, or fail under CI=true (where the services are promised)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the service must be available)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _reachable_postgres() -> str | None:
-    try:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        finally:
-            engine.dispose()
-    except Exception as e:  # any failure means "not usable here"
-        return f"PostgreSQL unreachable at {POSTGRES_URL}: {type(e).__name__}: {e}"
-    return None
-
-
-def _reachable_redis() -> str | None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as e:
-        return f"Redis unreachable at {REDIS_URL}: {type(e).__name__}: {e}"
-    return None
-
-
 BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
@@ -252,45 +211,5 @@ BACKENDS = [
 @contextmanager
 def open_storage(kind: str, tmp_path: Path) -> Iterator[Storage]:
     """A fresh storage of ``kind``; PostgreSQL gets its own table and Redis its own prefix."""
-    token = uuid.uuid4().hex[:12]
-    if kind == "memory":
-        yield MemoryStorage()
-        return
-    if kind == "sqlite":
-        from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
-
-        sql = SQLAlchemyStorage(f"sqlite:///{tmp_path / 'ext.sqlite3'}")
-        try:
-            yield sql
-        finally:
-            sql.close()
-        return
-    if kind == "postgresql":
-        reason = _reachable_postgres()
-        if reason:
-            service_missing(reason)
-        from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
-
-        pg = SQLAlchemyStorage(POSTGRES_URL, table_name=f"alicertify_ext_{token}")
-        try:
-            yield pg
-        finally:
-            pg.drop_all()
-            pg.close()
-        return
-    if kind == "redis":
-        reason = _reachable_redis()
-        if reason:
-            service_missing(reason)
-        from flask_alicertify.storage.redis import RedisStorage
-
-        rs = RedisStorage(REDIS_URL, prefix=f"alicertify-ext-{token}:")
-        try:
-            yield rs
-        finally:
-            keys = list(rs.client.scan_iter(match=rs.prefix + "*"))
-            if keys:
-                rs.client.delete(*keys)
-            rs.close()
-        return
-    raise ValueError(kind)
+    with open_test_backend(kind, tmp_path) as backend:
+        yield backend.storage

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -41,12 +39,6 @@ from flask_alicertify.records import Record
 from flask_alicertify.sandbox.fake import FakeCloud
 from flask_alicertify.storage import MemoryStorage
 from flask_alicertify.storage import Storage
-
-# The storage helpers live beside the storage tests; make them importable from here (and from
-# spawned worker processes, which inherit sys.path).
-STORAGE_TESTS = str(Path(__file__).resolve().parent.parent / "storage")
-if STORAGE_TESTS not in sys.path:
-    sys.path.insert(0, STORAGE_TESTS)
 
 FULL = os.environ.get("ALICERTIFY_RELIABILITY", "").strip().lower() == "full"
 MODE = "full" if FULL else "reduced"

@@ -1,8 +1,8 @@
 """Every storage backend, ready for tests: build, skip-or-fail, inspect raw, clean up.
 
-Kept out of conftest.py (whose module name is shared by every conftest) so other test
-packages can import it, e.g. to run an end-to-end test once per backend, and so spawned
-processes can import it by name.
+Kept out of conftest.py (whose module name is shared by every conftest) and at the top of
+``tests/`` (on ``sys.path`` through ``tests/conftest.py``) so every test folder can import it,
+e.g. to run an end-to-end test once per backend, and spawned processes can import it by name.
 
 PostgreSQL and Redis are the real servers on this machine. When one is unreachable its tests
 skip with the reason, except under ``CI=true`` where a skipped backend would hide a failure.
