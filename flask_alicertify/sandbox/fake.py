@@ -846,6 +846,16 @@ class FakeCloud:
             return self._refuse(call, "406", "certify id not issued for this scene and API")
         return session
 
+    def _verdict(
+        self, call: _CallDraft, found: Session, data: Callable[[], dict[str, Any]]
+    ) -> httpx.Response:
+        """Code 424 while the session is not finished, else Code 200 with the verdict ``data()``."""
+        if not self._describe(found):
+            self._record(call, 200, "424", certify_id=found.certify_id, detail="not finished")
+            return self._business(call, "424")
+        self._record(call, 200, "200", certify_id=found.certify_id)
+        return self._business(call, "200", data())
+
     def _describe_face_verify(self, call: _CallDraft) -> httpx.Response:
         p = call.wire.params
         missing = [name for name in DESCRIBE_REQUIRED if not p.get(name)]
@@ -854,14 +864,10 @@ class FakeCloud:
         found = self._lookup(call, p["CertifyId"], p["SceneId"], "cloudauth")
         if not isinstance(found, Session):
             return found
-        if not self._describe(found):
-            self._record(call, 200, "424", certify_id=found.certify_id, detail="not finished")
-            return self._business(call, "424")
-        self._record(call, 200, "200", certify_id=found.certify_id)
-        return self._business(
+        return self._verdict(
             call,
-            "200",
-            {
+            found,
+            lambda: {
                 "Passed": "T" if found.passed else "F",
                 "SubCode": found.sub_code,
                 "MaterialInfo": _material_info(found),
@@ -933,14 +939,10 @@ class FakeCloud:
         found = self._lookup(call, values["certifyId"] or "", values["sceneId"] or "", "saf")
         if not isinstance(found, Session):
             return found
-        if not self._describe(found):
-            self._record(call, 200, "424", certify_id=found.certify_id, detail="not finished")
-            return self._business(call, "424")
-        self._record(call, 200, "200", certify_id=found.certify_id)
-        return self._business(
+        return self._verdict(
             call,
-            "200",
-            {
+            found,
+            lambda: {
                 "passed": "T" if found.passed else "F",
                 "subCode": found.sub_code,
                 "materialInfo": _material_info(found),
