@@ -19,6 +19,7 @@ from flask_alicertify.sandbox.fake import Call
 from flask_alicertify.sandbox.fake import FakeCloud
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome
+from flask_alicertify.sandbox.fake import mask
 
 #: Every Alibaba Cloud endpoint the gateways may call (cloudauth and SAF, any region, VPC, dual stack).
 ALIYUN_URL = re.compile(r"^https?://(cloudauth|saf)[a-z0-9.-]*\.aliyuncs\.com(:\d+)?(/.*)?$")
@@ -27,10 +28,6 @@ ACTIONS = {
     "cloudauth": ("InitFaceVerify", "DescribeFaceVerify"),
     "saf": ("ExecuteRequest:init", "ExecuteRequest:query"),
 }
-
-
-def _mask(value: str) -> str:
-    return value[:1] + "*" * max(len(value) - 2, 1) + value[-1:] if len(value) > 1 else "*"
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class InitParams:
     def __repr__(self) -> str:
         return (
             f"InitParams(outer_order_no={self.outer_order_no!r}, scene_id={self.scene_id!r}, "
-            f"cert_name={_mask(self.cert_name)!r}, cert_no={_mask(self.cert_no)!r}, "
+            f"cert_name={mask(self.cert_name)!r}, cert_no={mask(self.cert_no)!r}, "
             f"return_url={self.return_url!r}, callback_url={self.callback_url!r})"
         )
 
