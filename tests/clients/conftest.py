@@ -1,12 +1,12 @@
-"""Fixtures of the real-client tests; the helpers live in ``alicertify_clients_support``."""
+"""Fixtures of the real-client tests; the helpers live in ``support.clients``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from alicertify_clients_support import Backend
-from alicertify_clients_support import serve_demo_backend
+from support.clients import Backend
+from support.clients import serve_demo_backend
 
 
 @pytest.fixture(scope="session")

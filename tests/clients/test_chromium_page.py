@@ -20,9 +20,9 @@ from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 import pytest
-from alicertify_clients_support import ROOT
-from alicertify_clients_support import Backend
-from alicertify_clients_support import skip_or_fail
+from support import skip_or_fail
+from support.clients import ROOT
+from support.clients import Backend
 
 CHROMIUM_ARGS = [
     "--headless",

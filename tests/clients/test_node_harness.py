@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from alicertify_clients_support import Backend
-from alicertify_clients_support import skip_or_fail
+from support import skip_or_fail
+from support.clients import Backend
 
 HARNESS = Path(__file__).parent / "node" / "harness.js"
 

@@ -1,13 +1,9 @@
 """Every Python example in docs/*.md is executed, so the docs cannot drift from the code.
 
-See :mod:`alicertify_docs_blocks` for the marker convention. ``run`` blocks execute in a fresh
+See :mod:`support.docs_blocks` for the marker convention. ``run`` blocks execute in a fresh
 namespace per page (shared by that page's blocks, in order) inside a temporary working directory;
 ``pytest`` blocks run through pytester with the page's ``conftest`` block, which exercises the
 installed pytest plugin exactly as a user's suite does.
-
-A page whose examples import a part of this project that does not exist yet is skipped with the
-missing names in the reason; under ``CI=true`` that is a failure instead, because on a finished
-checkout it means the docs describe something the code lacks.
 """
 
 from __future__ import annotations
@@ -17,9 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from alicertify_docs_blocks import Block
-from alicertify_docs_blocks import all_blocks
-from alicertify_docs_blocks import missing_imports
+from support.docs_blocks import Block
+from support.docs_blocks import all_blocks
 
 pytest_plugins = ["pytester"]
 
@@ -30,15 +25,6 @@ for _block in BLOCKS:
         RUN_PAGES[_block.page].append(_block)
 CONFTESTS = {b.page: b for b in BLOCKS if b.marker == "conftest"}
 PYTEST_BLOCKS = [b for b in BLOCKS if b.marker in ("pytest", "pytest: fails")]
-
-
-def skip_if_missing(*codes: str) -> None:
-    missing = missing_imports(*codes)
-    if missing:
-        reason = "the docs example needs " + ", ".join(missing) + ", which does not exist yet"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: the docs describe code that is missing)", pytrace=False)
-        pytest.skip(reason)
 
 
 def test_every_python_block_is_marked() -> None:
@@ -77,7 +63,6 @@ def _group(blocks: object) -> dict[str, list[Block]]:
 @pytest.mark.parametrize("page", sorted(RUN_PAGES))
 def test_run_blocks(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = RUN_PAGES[page]
-    skip_if_missing(*(b.code for b in blocks))
     monkeypatch.chdir(tmp_path)
     saved_env = dict(os.environ)  # examples may set variables; keep them out of other tests
     namespace: dict[str, object] = {"__name__": f"docs_{Path(page).stem}"}
@@ -107,7 +92,6 @@ def _close_apps(namespace: dict[str, object]) -> None:
 @pytest.mark.parametrize("block", PYTEST_BLOCKS, ids=[b.id for b in PYTEST_BLOCKS])
 def test_pytest_blocks(block: Block, pytester: pytest.Pytester) -> None:
     conftest = CONFTESTS.get(block.page)
-    skip_if_missing(block.code, *([conftest.code] if conftest else []))
     if conftest is not None:
         pytester.makeconftest(conftest.code)
     pytester.makepyfile(**{block.module_name[: -len(".py")]: block.code})

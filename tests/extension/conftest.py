@@ -1,12 +1,12 @@
-"""Fixtures of the extension tests; the helpers live in ``alicertify_ext_support``."""
+"""Fixtures of the extension tests; the helpers live in ``support.ext``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from alicertify_ext_support import Harness
-from alicertify_ext_support import harness
+from support.ext import Harness
+from support.ext import harness
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alicertify_ext_support import ACCESS_KEY_ID
-from alicertify_ext_support import ACCESS_KEY_SECRET
-from alicertify_ext_support import CERT_NAME
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import base_config
-from alicertify_ext_support import cloud_gateway
-from alicertify_ext_support import header_user
-from alicertify_ext_support import new_cloud
 from flask import Flask
+from support.ext import ACCESS_KEY_ID
+from support.ext import ACCESS_KEY_SECRET
+from support.ext import CERT_NAME
+from support.ext import CERT_NO
+from support.ext import base_config
+from support.ext import cloud_gateway
+from support.ext import header_user
+from support.ext import new_cloud
 
 from flask_alicertify import AliCertify
 from flask_alicertify import Record

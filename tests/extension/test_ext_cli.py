@@ -6,14 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alicertify_ext_support import CERT_NAME
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import Harness
-from alicertify_ext_support import base_config
-from alicertify_ext_support import cloud_gateway
-from alicertify_ext_support import header_user
-from alicertify_ext_support import new_cloud
 from flask import Flask
+from support.ext import CERT_NAME
+from support.ext import CERT_NO
+from support.ext import Harness
+from support.ext import base_config
+from support.ext import cloud_gateway
+from support.ext import header_user
+from support.ext import new_cloud
 
 from flask_alicertify import AliCertify
 from flask_alicertify.cli import parse_duration

@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 import pytest
-from alicertify_ext_support import BACKENDS
-from alicertify_ext_support import CERT_NAME
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import harness
-from alicertify_ext_support import open_storage
+from support.ext import BACKENDS
+from support.ext import CERT_NAME
+from support.ext import CERT_NO
+from support.ext import harness
+from support.ext import open_storage
 
 from flask_alicertify.cloud.base import Gateway
 from flask_alicertify.cloud.base import InitRequest

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alicertify_ext_support import CERT_NAME_2
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import CERT_NO_2
-from alicertify_ext_support import SEED_PLACEHOLDER_NO
-from alicertify_ext_support import Harness
-from alicertify_ext_support import harness
+from support.ext import CERT_NAME_2
+from support.ext import CERT_NO
+from support.ext import CERT_NO_2
+from support.ext import SEED_PLACEHOLDER_NO
+from support.ext import Harness
+from support.ext import harness
 
 from flask_alicertify.records import Record
 from flask_alicertify.records import Status

@@ -7,15 +7,15 @@ import json
 from typing import Any
 
 import pytest
-from alicertify_ext_support import CERT_NAME
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import Harness
-from alicertify_ext_support import harness
 from flask import abort
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from support.ext import CERT_NAME
+from support.ext import CERT_NO
+from support.ext import Harness
+from support.ext import harness
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:

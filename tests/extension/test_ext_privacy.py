@@ -11,14 +11,14 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 import pytest
-from alicertify_ext_support import BACKENDS
-from alicertify_ext_support import CERT_NAME
-from alicertify_ext_support import CERT_NAME_2
-from alicertify_ext_support import CERT_NO
-from alicertify_ext_support import CERT_NO_2
-from alicertify_ext_support import Harness
-from alicertify_ext_support import harness
-from alicertify_ext_support import open_storage
+from support.ext import BACKENDS
+from support.ext import CERT_NAME
+from support.ext import CERT_NAME_2
+from support.ext import CERT_NO
+from support.ext import CERT_NO_2
+from support.ext import Harness
+from support.ext import harness
+from support.ext import open_storage
 
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome

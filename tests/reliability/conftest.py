@@ -15,9 +15,9 @@ from datetime import timezone
 from pathlib import Path
 
 import pytest
-from alicertify_reliability_support import FIGURES
-from alicertify_reliability_support import FULL
-from alicertify_reliability_support import MODE
+from support.reliability import FIGURES
+from support.reliability import FULL
+from support.reliability import MODE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 

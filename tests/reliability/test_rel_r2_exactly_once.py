@@ -23,21 +23,21 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
-import alicertify_reliability_workers as workers
 import httpx
 import pytest
-from alicertify_reliability_support import ACCESS_KEY_ID
-from alicertify_reliability_support import ACCESS_KEY_SECRET
-from alicertify_reliability_support import CALLBACK_URL
-from alicertify_reliability_support import CERT_NOS
-from alicertify_reliability_support import NAMES
-from alicertify_reliability_support import PREFIX
-from alicertify_reliability_support import fake_app
-from alicertify_reliability_support import report
-from alicertify_reliability_support import run_together
-from alicertify_reliability_support import size
-from alicertify_storage_backends import BACKENDS
-from alicertify_storage_backends import open_test_backend
+import support.workers as workers
+from support.reliability import ACCESS_KEY_ID
+from support.reliability import ACCESS_KEY_SECRET
+from support.reliability import CALLBACK_URL
+from support.reliability import CERT_NOS
+from support.reliability import NAMES
+from support.reliability import PREFIX
+from support.reliability import fake_app
+from support.reliability import report
+from support.reliability import run_together
+from support.reliability import size
+from support.storage import BACKENDS
+from support.storage import open_test_backend
 
 from flask_alicertify import signals
 from flask_alicertify.records import Status

@@ -17,16 +17,16 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from alicertify_reliability_support import CERT_NOS
-from alicertify_reliability_support import NAMES
-from alicertify_reliability_support import PREFIX
-from alicertify_reliability_support import PRIMARY
-from alicertify_reliability_support import SECONDARY
-from alicertify_reliability_support import Clock
-from alicertify_reliability_support import fake_app
-from alicertify_reliability_support import is_error_shape
-from alicertify_reliability_support import report
-from alicertify_reliability_support import size
+from support.reliability import CERT_NOS
+from support.reliability import NAMES
+from support.reliability import PREFIX
+from support.reliability import PRIMARY
+from support.reliability import SECONDARY
+from support.reliability import Clock
+from support.reliability import fake_app
+from support.reliability import is_error_shape
+from support.reliability import report
+from support.reliability import size
 
 from flask_alicertify.records import Status
 from flask_alicertify.sandbox.fake import Fault

@@ -20,13 +20,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from alicertify_reliability_support import CERT_NOS
-from alicertify_reliability_support import NAMES
-from alicertify_reliability_support import PREFIX
-from alicertify_reliability_support import App
-from alicertify_reliability_support import is_error_shape
-from alicertify_reliability_support import report
-from alicertify_reliability_support import size
 from flask import Flask
 from flask import request
 from hypothesis import HealthCheck
@@ -39,6 +32,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.checks import response_schema_conformance
 from schemathesis.checks import status_code_conformance
 from schemathesis.core.failures import FailureGroup
+from support.reliability import CERT_NOS
+from support.reliability import NAMES
+from support.reliability import PREFIX
+from support.reliability import App
+from support.reliability import is_error_shape
+from support.reliability import report
+from support.reliability import size
 
 from flask_alicertify import AliCertify
 from flask_alicertify.openapi import build_openapi
@@ -480,7 +480,7 @@ UNSAFE_PROBES: dict[str, tuple[str, str, str]] = {
 
 
 def _unsafe_params() -> list[Any]:
-    from alicertify_storage_backends import BACKENDS
+    from support.storage import BACKENDS
 
     params = []
     for backend in BACKENDS:
@@ -492,8 +492,8 @@ def _unsafe_params() -> list[Any]:
 
 @pytest.mark.parametrize(("kind", "probe"), _unsafe_params())
 def test_r4_unsafe_characters_are_refused_not_500(kind: str, probe: str, tmp_path: Any) -> None:
-    from alicertify_reliability_support import fake_app
-    from alicertify_storage_backends import open_test_backend
+    from support.reliability import fake_app
+    from support.storage import open_test_backend
 
     method, path, body = UNSAFE_PROBES[probe]
     with (

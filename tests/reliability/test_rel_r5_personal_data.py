@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alicertify_reliability_support import ACCESS_KEY_ID
-from alicertify_reliability_support import ACCESS_KEY_SECRET
-from alicertify_reliability_support import CALLBACK_URL
-from alicertify_reliability_support import PREFIX
-from alicertify_reliability_support import cert_no
-from alicertify_reliability_support import fake_app
-from alicertify_reliability_support import pii_forms
-from alicertify_reliability_support import report
-from alicertify_storage_backends import BACKENDS
-from alicertify_storage_backends import open_test_backend
+from support.reliability import ACCESS_KEY_ID
+from support.reliability import ACCESS_KEY_SECRET
+from support.reliability import CALLBACK_URL
+from support.reliability import PREFIX
+from support.reliability import cert_no
+from support.reliability import fake_app
+from support.reliability import pii_forms
+from support.reliability import report
+from support.storage import BACKENDS
+from support.storage import open_test_backend
 
 from flask_alicertify.sandbox.fake import FakeCloud
 from flask_alicertify.sandbox.fake import Fault

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alicertify_storage_backends import BACKENDS
-from alicertify_storage_backends import Backend
-from alicertify_storage_backends import open_test_backend
+from support.storage import BACKENDS
+from support.storage import Backend
+from support.storage import open_test_backend
 
 from flask_alicertify.storage import Storage
 

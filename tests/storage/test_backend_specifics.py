@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alicertify_storage_backends import REDIS_URL
-from alicertify_storage_backends import check_redis
-from alicertify_storage_backends import service_missing
+from support import skip_or_fail
+from support.storage import REDIS_URL
+from support.storage import check_redis
 
 from flask_alicertify.records import Record
 from flask_alicertify.records import Status
@@ -112,7 +112,7 @@ def test_sqlite_stores_utc(tmp_path: Path) -> None:
 def redis_client() -> Iterator[Any]:
     reason = check_redis()
     if reason:
-        service_missing(reason)
+        skip_or_fail(reason)
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)  # bytes responses, unlike the storage's own client

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alicertify_storage_backends import BACKENDS
-from alicertify_storage_backends import Backend
+from support.storage import BACKENDS
+from support.storage import Backend
 
 from flask_alicertify import identity
 from flask_alicertify.records import Record
@@ -356,7 +356,7 @@ SHARED_BACKENDS = [p for p in BACKENDS if p.values[0] in ("sqlite", "postgresql"
 def test_process_race_has_exactly_one_winner(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     # Spawned children get the parent's sys.path, so they can import the worker by name.
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    import alicertify_storage_backends
+    import support.storage
 
     storage = backend.storage
     storage.get("warm-up")  # creates the table before the children use it
@@ -368,7 +368,7 @@ def test_process_race_has_exactly_one_winner(backend: Backend, monkeypatch: pyte
         results = ctx.Queue()
         procs = [
             ctx.Process(
-                target=alicertify_storage_backends.race,
+                target=support.storage.race,
                 args=(backend.kind, backend.spec, record.id, barrier, results),
             )
             for _ in range(RACE_PROCESSES)

@@ -1,7 +1,7 @@
 """Every storage backend, ready for tests: build, skip-or-fail, inspect raw, clean up.
 
 Kept out of conftest.py (whose module name is shared by every conftest) and at the top of
-``tests/`` (on ``sys.path`` through ``tests/conftest.py``) so every test folder can import it,
+``tests/`` so every test folder can import it,
 e.g. to run an end-to-end test once per backend, and spawned processes can import it by name.
 
 PostgreSQL and Redis are the real servers on this machine. When one is unreachable its tests
@@ -24,6 +24,7 @@ import pytest
 from flask_alicertify.records import Status
 from flask_alicertify.storage import MemoryStorage
 from flask_alicertify.storage import Storage
+from support import skip_or_fail
 
 POSTGRES_URL = os.environ.get(
     "ALICERTIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -31,13 +32,6 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("ALICERTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 _reachable: dict[str, str | None] = {}
-
-
-def service_missing(reason: str) -> None:
-    """Skip, or fail under CI=true (where the services are promised)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the service must be available)", pytrace=False)
-    pytest.skip(reason)
 
 
 def check_postgres() -> str | None:
@@ -161,13 +155,13 @@ def open_test_backend(kind: str, tmp_path: Path) -> Iterator[Backend]:
     elif kind == "postgresql":
         reason = check_postgres()
         if reason:
-            service_missing(reason)
+            skip_or_fail(reason)
         spec = {"url": POSTGRES_URL, "table_name": f"alicertify_test_{token}"}
     elif kind == "redis":
         pytest.importorskip("redis")
         reason = check_redis()
         if reason:
-            service_missing(reason)
+            skip_or_fail(reason)
         spec = {"url": REDIS_URL, "prefix": f"alicertify-test-{token}:"}
     elif kind != "memory":
         raise ValueError(f"unknown backend kind {kind!r}; expected one of {KINDS}")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alicertify_storage_backends import open_test_backend
 from flask import Flask
 from flask import request
 from flask.testing import FlaskClient
@@ -34,6 +33,7 @@ from flask_alicertify.records import Record
 from flask_alicertify.sandbox.fake import FakeCloud
 from flask_alicertify.storage import MemoryStorage
 from flask_alicertify.storage import Storage
+from support.storage import open_test_backend
 
 SCENE_ID = "1000000006"
 ACCESS_KEY_ID = "LTAI5tExtTestAccessKey01"

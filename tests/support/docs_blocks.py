@@ -22,8 +22,6 @@ Every Python block must carry one of these, so an example can never silently go 
 
 from __future__ import annotations
 
-import ast
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,34 +107,3 @@ def _directive_body(body: list[str], info: str) -> list[str]:
 
 def all_blocks() -> list[Block]:
     return [block for page in pages() for block in blocks(page)]
-
-
-def missing_imports(*codes: str) -> list[str]:
-    """Names from this project that the code imports but that do not exist (yet).
-
-    Only ``flask_alicertify`` / ``pytest_alicertify`` count: a missing third-party module is a
-    real failure, not a reason to skip.
-    """
-    missing: list[str] = []
-    for code in codes:
-        for node in ast.walk(ast.parse(code)):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in OWN_PACKAGES:
-                try:
-                    module = importlib.import_module(node.module)
-                except ImportError:
-                    missing.append(node.module)
-                    continue
-                for alias in node.names:
-                    if not hasattr(module, alias.name):
-                        try:
-                            importlib.import_module(f"{node.module}.{alias.name}")
-                        except ImportError:
-                            missing.append(f"{node.module}.{alias.name}")
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.split(".")[0] in OWN_PACKAGES:
-                        try:
-                            importlib.import_module(alias.name)
-                        except ImportError:
-                            missing.append(alias.name)
-    return sorted(set(missing))

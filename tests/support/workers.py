@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import alicertify_reliability_support as support
+import support.reliability as support
 
 
 def worker_config(base_url: str) -> dict[str, Any]:
@@ -34,11 +34,11 @@ def worker_config(base_url: str) -> dict[str, Any]:
 
 def build_app(kind: str, spec: dict[str, Any], base_url: str, log_path: Path | None) -> tuple[Any, Any]:
     """The worker's app and its storage (the caller closes the storage: it was passed in)."""
-    from alicertify_storage_backends import open_backend
     from flask import Flask
 
     from flask_alicertify import AliCertify
     from flask_alicertify import signals
+    from support.storage import open_backend
 
     app = Flask(f"r2_worker_{os.getpid()}")
     app.config.update(worker_config(base_url))
