@@ -1,4 +1,4 @@
-"""flask-alicertify's benchmark suite (issue 8): ``python -m bench [p1 p2 p3 p4 p5]``.
+"""flask-alicertify's benchmark suite: ``python -m bench [p1 p2 p3 p4 p5]``.
 
 One module per figure (``p1_upstream`` … ``p5_kit``), each with ``run(size) -> Figure``. The
 runner prints a table, writes ``bench/results.json`` and ``docs/benchmarks.md``, and exits

@@ -2,7 +2,7 @@
 
 A figure module exposes ``run(size: str) -> Figure``; ``size`` is ``"full"`` (``python -m
 bench``) or ``"tiny"`` (the smoke test). A :class:`Figure` holds one or more :class:`Check`
-rows, each a measured ratio (or count) against its target from issue 8.
+rows, each a measured ratio (or count) against its target (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Check:
 
 @dataclass
 class Figure:
-    """One figure of issue 8 (P1…P5): its checks, the raw measurements and how to reproduce it."""
+    """One figure (P1…P5): its checks, the raw measurements and how to reproduce it."""
 
     key: str
     title: str

@@ -12,7 +12,7 @@ sleeping. Scenarios, each over many sessions:
   The naive figure is one describe per poll: 1 Init + ``polls`` + 1 result post. The same run
   with ``ALICERTIFY_UNCLAIMED_DESCRIBE_AFTER = 0`` (the throttle alone, the rule before it) and
   with both off (interval 0 too) is measured as well.
-* ``polls_after_post``: the seed flow's own poll (the page's 刷新结果 button): the result post
+* ``polls_after_post``: the guide's own poll (the page's 刷新结果 button): the result post
   confirms the verdict, then ``polls`` polls over the next 60 s hit a terminal record.
 """
 

@@ -43,12 +43,12 @@ from flask_alicertify import signals
 from flask_alicertify.errors import Unauthenticated
 
 #: The identity every sandbox verification uses (a valid GB 11643 number, the standard's own
-#: example). It replaces the seed page's placeholder ID number ``1******************9``, which
-#: the extension would otherwise refuse. The name is the seed's own ``张先生``: a client value
+#: example). It replaces the guide page's placeholder ID number ``1******************9``, which
+#: the extension would otherwise refuse. The name is the guide's own ``张先生``: a client value
 #: without ``*`` is not a placeholder, so the extension requires it to equal the profile's.
 SANDBOX_IDENTITY: tuple[str, str] = ("张先生", "11010519491231002X")
 
-#: In sandbox mode, callers without a token act as this user, so the seed's page (which sends
+#: In sandbox mode, callers without a token act as this user, so the guide's page (which sends
 #: no login) works unchanged.
 DEMO_USER_ID = "demo"
 
@@ -91,7 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         # Sandbox defaults; any of them can still be set explicitly.
         app.config.setdefault("ALICERTIFY_ALLOW_ANONYMOUS", True)
         app.config.setdefault("ALICERTIFY_MAX_ATTEMPTS_PER_DAY", SANDBOX_MAX_ATTEMPTS_PER_DAY)
-        # The seed's page sends returnUrl "https://www.aliyun.com"; allow that host so the page
+        # Alibaba's mini-program guide sends returnUrl "https://www.aliyun.com"; allow that host so the page
         # works unchanged. A real app sets ALICERTIFY_RETURN_URL (or its own hosts) instead.
         app.config.setdefault("ALICERTIFY_RETURN_URL_HOSTS", ["www.aliyun.com"])
         if not app.config.get("SECRET_KEY"):  # Flask's default is None, so setdefault would not do
@@ -362,7 +362,7 @@ def main() -> None:
         f"""
 flask-alicertify demo backend ({mode})
   {base}/                      what is served
-  POST {base}{prefix}/init     start (the seed page's body works as is)
+  POST {base}{prefix}/init     start (the body of Alibaba's mini-program guide works as is)
   GET  {base}{prefix}/sandbox/certify/<certifyId>   the stand-in certify page (open certifyUrl)
 
 Walk the flow with curl:

@@ -1,22 +1,23 @@
-// The certify page's logic: the seed's page (init -> open-certify -> verdict), done properly.
+// The certify page's logic: the page of Alibaba's mini-program guide
+// (https://help.aliyun.com/document_detail/144545.html) (init -> open-certify -> verdict), done properly.
 //
 // createCertifyPage(my, options) returns the object Page() takes. It is a factory over `my` so
 // Node can load it with a simulated `my` (tests/clients/node/harness.js); certify.js does
 // `Page(createCertifyPage(my, { config, getApp }))`. Plain ES2017 and CommonJS, no dependencies.
 //
-// What "properly" means, next to the seed:
-// * the ID number and name come from the inputs; when both are empty the seed's own placeholders
+// What "properly" means, next to the guide:
+// * the ID number and name come from the inputs; when both are empty the guide's own placeholders
 //   are sent (the demo backend's identity_loader replaces them in sandbox mode);
 // * the verifyResult is never trusted: the page posts it to {baseUrl}/result with the certifyId it
 //   holds (`result` may be null) and shows the server's verdict, which comes from Alibaba's
-//   DescribeFaceVerify, not from the client (seed: "由于前端数据是可以修改的...");
+//   DescribeFaceVerify, not from the client (the guide: "由于前端数据是可以修改的...");
 // * every resultStatus (9000, 6001, 6002, 4000 with its errorCode, unknown) has a message, and so
 //   have HTTP errors (the server's error.message) and network failures;
 // * when the server answers retryable: true, a "重新认证" button starts over with a new init
 //   (a certifyId is single-use), and "刷新结果" re-asks the server while the verdict is pending.
 'use strict';
 
-// The seed's own placeholder identity, sent when the inputs are empty.
+// The guide's own placeholder identity, sent when the inputs are empty.
 const PLACEHOLDER_CERT_NO = '1******************9';
 const PLACEHOLDER_CERT_NAME = '张先生';
 
@@ -28,7 +29,7 @@ const STATUS_MESSAGES = {
   '6002': '网络异常，请检查网络后重试',
   '4000': '业务异常',
 };
-// resultStatus 4000's errorCode values (the seed says the list is partial).
+// resultStatus 4000's errorCode values (the guide says the list is partial).
 const ERROR_CODE_MESSAGES = {
   UNKNOWN_ERROR: '未知异常',
   SYSTEM_ERROR: '系统异常',
@@ -153,7 +154,7 @@ function createCertifyPage(my, options) {
       this.setData({ certNo: e.detail.value });
     },
 
-    // The seed's entry point name; the button calls startCertify.
+    // The guide's entry point name; the button calls startCertify.
     makeRequest() {
       return this.startCertify();
     },
@@ -226,7 +227,7 @@ function createCertifyPage(my, options) {
     async handleVerifyResult(verifyResult) {
       const status = resultStatusOf(verifyResult);
       if (status === '6001') {
-        // 用户主动取消: a weak hint, as the seed suggests.
+        // 用户主动取消: a weak hint, as the guide suggests.
         my.showToast({ content: STATUS_MESSAGES['6001'], type: 'none', duration: 2000 });
       }
       if (!status) {
