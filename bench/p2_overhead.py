@@ -5,8 +5,8 @@ Both variants run in this process on the same fake cloud through the same gatewa
 and write to SQLite files in one temporary folder:
 
 * ``extension``: a Flask app with :class:`AliCertify` (a user loader, SQLAlchemy storage on
-  SQLite), ``POST /alicertify/result`` with the body of Alibaba's mini-program guide. The sessions never finish, so every
-  request records the claim, describes and stores what it saw.
+  SQLite), ``POST /alicertify/result`` with the body of Alibaba's mini-program guide. The
+  sessions never finish, so every request records the claim, describes and stores what it saw.
 * ``minimal``: a Flask app whose one view parses the JSON, calls ``gateway.describe`` and runs one
   plain ``sqlite3`` ``UPDATE`` (claim, verdict, describe count, time) with a commit, then answers
   the same JSON fields. No validation, no ownership check, no state machine. Its connection gets

@@ -1,10 +1,11 @@
-"""P4 transport: per-call time of our httpx transport vs the official SDK, and connection reuse.
+"""P4 transport: per-call time of our httpx RPC client vs the official SDK, and connection reuse.
 
 Both gateways talk to the fake cloud over real HTTP on loopback (``FakeCloud.serve()`` in a
 separate process, :mod:`bench.fake_server`, so the server never competes for this process's
-GIL; one server each, so connection counts are per gateway): ``cloudauth`` (our signed httpx transport)
-and ``sdk`` (``alibabacloud_cloudauth20190307`` through the project's ``sdk`` gateway). Each call
-is one ``describe`` of an unfinished session (Code 424). Calls alternate httpx/sdk (then
+GIL; one server each, so connection counts are per gateway): ``cloudauth`` (our signed
+:class:`~flask_alicertify.cloud.transport.RpcClient` over httpx) and ``sdk``
+(``alibabacloud_cloudauth20190307`` through the project's ``sdk`` gateway). Each call is one
+``describe`` of an unfinished session (Code 424). Calls alternate httpx/sdk (then
 sdk/httpx) so drift on a noisy machine hits both; warm-up calls first; medians compared.
 
 Then a fresh server and a fresh ``cloudauth`` gateway make 100 sequential calls, and the

@@ -113,10 +113,11 @@ from flask_alicertify.cloud.base import GatewayConfig
 from flask_alicertify.cloud.base import InitRequest
 from flask_alicertify.cloud.credentials import StaticCredentials
 from flask_alicertify.cloud.gateways import make_gateway
+from pytest_alicertify.options import DEFAULTS
 
 GATEWAY = make_gateway(
     "cloudauth",
-    GatewayConfig("1000000006", StaticCredentials("LTAI5tKitAccessKeyId00001", "alicertify-kit-secret")),
+    GatewayConfig(DEFAULTS.scene_id, StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret)),
 )
 ANSWER = {{
     "Code": "200",
@@ -140,10 +141,11 @@ from flask_alicertify.cloud.base import GatewayConfig
 from flask_alicertify.cloud.base import InitRequest
 from flask_alicertify.cloud.credentials import StaticCredentials
 from flask_alicertify.cloud.gateways import make_gateway
+from pytest_alicertify.options import DEFAULTS
 
 GATEWAY = make_gateway(
     "cloudauth",
-    GatewayConfig("1000000006", StaticCredentials("LTAI5tKitAccessKeyId00001", "alicertify-kit-secret")),
+    GatewayConfig(DEFAULTS.scene_id, StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret)),
 )
 
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from .cloud.errors import CloudError
-
-if TYPE_CHECKING:
-    from .extension import State
-    from .service import ReconcileItem
+from .reconcile import ReconcileItem
+from .state import State
+from .state import get_state
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -52,8 +49,7 @@ def make_cli(name: str) -> AppGroup:
     group = AppGroup(name, help="Alibaba Cloud ID verification (flask-alicertify).")
 
     def state() -> State:
-        found: State = current_app.extensions["alicertify"][name]
-        return found
+        return get_state(name)
 
     @group.command("init-db")
     def init_db() -> None:

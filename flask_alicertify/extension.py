@@ -16,82 +16,43 @@ gateway passed to :meth:`~AliCertify.init_app` belongs to the caller.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from collections.abc import Callable
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
-from flask import Blueprint
 from flask import Flask
-from flask import current_app
+from flask import url_for
 
 from .cli import make_cli
 from .cloud.base import Gateway
 from .cloud.base import GatewayConfig
 from .errors import ConfigurationError
 from .errors import CredentialsMissing
-from .errors import StorageConfigError
+from .openapi import PathContributor
 from .service import CertifyService
 from .service import Clock
 from .service import utcnow
 from .settings import Settings
+from .state import EXTENSION_KEY as EXTENSION_KEY
+from .state import Hooks
+from .state import IdentityLoader as IdentityLoader
+from .state import State as State
+from .state import UserLoader as UserLoader
+from .state import get_state
+from .state import require_user as require_user
 from .storage.base import Storage
-from .storage.loader import load_storage
+from .storage.loader import storage_from_config
 from .views import make_blueprint
-from .views import require_user
 
 logger = logging.getLogger("flask_alicertify")
 
-#: Returns the current user's id (any value; it is stored as ``str``), or None when nobody is signed in.
-UserLoader = Callable[[], Any]
-#: Returns ``(cert_name, cert_no)`` for a user id, or None to use the client's values.
-IdentityLoader = Callable[[Any], "tuple[str, str] | None"]
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXTENSION_KEY = "alicertify"
-
-
-@dataclass
-class State:
-    """What one extension instance keeps for one app (``app.extensions["alicertify"][name]``)."""
-
-    extension: AliCertify
-    settings: Settings
-    storage: Storage
-    gateway: Gateway
-    service: CertifyService
-    blueprint: Blueprint
-    finalizer: weakref.finalize[Any, Any]
-    #: The in-process fake Alibaba Cloud when ``{prefix}SANDBOX`` is on, else None.
-    sandbox: Any = None
-
-    def user_id(self) -> str | None:
-        """The current caller's id (401 when the loader says nobody and anonymous is off)."""
-        return require_user(self.extension._user_loader, self.settings.allow_anonymous)
-
-    def profile(self, user_id: str | None) -> tuple[str, str] | None:
-        """``(cert_name, cert_no)`` from the app's identity loader, or None."""
-        loader = self.extension._identity_loader
-        if loader is None or user_id is None:
-            return None
-        value = loader(user_id)
-        if value is None:
-            return None
-        if (
-            not isinstance(value, (tuple, list))
-            or len(value) != 2
-            or not all(isinstance(v, str) for v in value)
-        ):
-            raise TypeError("identity_loader must return (cert_name, cert_no) as two strings, or None")
-        return value[0], value[1]
 
 
 class AliCertify:
-    """Alibaba Cloud ID verification for a Flask app (DESIGN §1–§3).
+    """Alibaba Cloud ID verification for a Flask app (see docs/quickstart.md and docs/flow.md).
 
     :param app: an app to initialise right away (or call :meth:`init_app` later).
     :param name: the instance name: blueprint name, ``app.extensions["alicertify"]`` key and
@@ -115,8 +76,8 @@ class AliCertify:
             raise ValueError(f"name must be a non-empty blueprint name without dots, got {name!r}")
         self.name = name
         self.config_prefix = config_prefix
-        self._user_loader: UserLoader | None = user_loader
-        self._identity_loader: IdentityLoader | None = identity_loader
+        #: The loaders, shared with every app's :class:`State` (so late registration still works).
+        self.hooks = Hooks(user_loader=user_loader, identity_loader=identity_loader)
         if app is not None:
             self.init_app(app)
 
@@ -131,7 +92,7 @@ class AliCertify:
         Records are bound to that id; another user's record answers 403, and None answers 401
         (unless ``ALLOW_ANONYMOUS`` is on). Register it before :meth:`init_app`.
         """
-        self._user_loader = f
+        self.hooks.user_loader = f
         return f
 
     def identity_loader(self, f: F) -> F:
@@ -140,7 +101,7 @@ class AliCertify:
         When it returns a pair, the client's certName/certNo are ignored if absent or masked
         placeholders (``1******************9``), and must match otherwise (400 identity_mismatch).
         """
-        self._identity_loader = f
+        self.hooks.identity_loader = f
         return f
 
     # -- setup ------------------------------------------------------------------------------------
@@ -155,12 +116,16 @@ class AliCertify:
     ) -> None:
         """Read the settings, build storage and gateway, register the blueprint and CLI.
 
+        In sandbox mode (without a ``gateway``), the gateway talks to an in-process fake cloud
+        and the sandbox's certify page is registered as a second blueprint; that is the only
+        time the sandbox package is imported.
+
         :param storage: use this storage instead of ``{prefix}STORAGE`` (tests, custom setups).
         :param gateway: use this gateway instead of building one (tests against a fake cloud).
         :param clock: the service's clock (aware UTC datetimes); tests inject a fake one.
         """
         settings = self.load_settings(app)
-        if self._user_loader is None and not settings.allow_anonymous:
+        if self.hooks.user_loader is None and not settings.allow_anonymous:
             raise ConfigurationError(
                 settings.key("ALLOW_ANONYMOUS"),
                 "is off and no user loader is registered: decorate a function with "
@@ -188,7 +153,7 @@ class AliCertify:
                 owned.append(storage)
             if gateway is None:
                 if settings.sandbox:
-                    sandbox = self.make_sandbox_cloud(app, settings)
+                    sandbox = self.make_sandbox_cloud()
                 gateway = self.make_gateway(app, settings, sandbox=sandbox)
                 owned.append(gateway)
         except BaseException:
@@ -196,28 +161,64 @@ class AliCertify:
             raise
 
         service = CertifyService(settings, storage, gateway, clock=clock or utcnow, sender=weakref.ref(app))
+        openapi_paths: PathContributor | None = None
+        certify_url: Callable[[str, str], str] | None = None
         if sandbox is not None:
             logger.warning(
                 "flask-alicertify %r is in SANDBOX mode: verifications are simulated by a fake "
                 "Alibaba Cloud and prove nothing about anyone. Never enable this in production.",
                 self.name,
             )
+            openapi_paths, certify_url = self._register_sandbox(app, settings, sandbox, storage)
         blueprint = make_blueprint(
-            self.name, settings.url_prefix, sandbox=sandbox is not None, openapi=settings.openapi
+            self.name,
+            settings.url_prefix,
+            openapi=settings.openapi,
+            openapi_paths=openapi_paths,
+            language=settings.language,
         )
         app.register_blueprint(blueprint)
         app.cli.add_command(make_cli(self.name))
         finalizer = weakref.finalize(app, _close_all, tuple(owned), self.name)
         registry[self.name] = State(
             extension=self,
+            hooks=self.hooks,
             settings=settings,
             storage=storage,
             gateway=gateway,
             service=service,
-            blueprint=blueprint,
             finalizer=finalizer,
-            sandbox=sandbox,
+            sandbox_cloud=sandbox,
+            certify_url=certify_url,
         )
+
+    def _register_sandbox(
+        self, app: Flask, settings: Settings, cloud: Any, storage: Storage
+    ) -> tuple[PathContributor, Callable[[str, str], str]]:
+        """Register the sandbox's certify page; answer its OpenAPI part and the certify URL rule.
+
+        The fake cloud cannot know this server's address, so the URL a client gets is the
+        sandbox page on this server instead of the one the fake returned.
+        """
+        from .sandbox.blueprint import make_sandbox_blueprint
+        from .sandbox.blueprint import openapi_paths
+
+        name = self.name
+        app.register_blueprint(
+            make_sandbox_blueprint(
+                name,
+                settings.url_prefix,
+                cloud=cloud,
+                find_record=storage.get_by_certify_id,
+                result_url=lambda: url_for(f"{name}.result"),
+                language=settings.language,
+            )
+        )
+
+        def certify_url(certify_id: str, gateway_url: str) -> str:
+            return url_for(f"{name}_sandbox.page", certify_id=certify_id, _external=True)
+
+        return openapi_paths, certify_url
 
     def load_settings(self, app: Flask) -> Settings:
         """This instance's :class:`Settings` from ``app.config`` (override to add sources)."""
@@ -231,18 +232,13 @@ class AliCertify:
 
     def make_storage(self, app: Flask, settings: Settings) -> Storage:
         """The storage ``{prefix}STORAGE`` names; the default SQLite file's folder is created."""
-        spec = settings.storage
-        name = spec.strip().lower() if isinstance(spec, str) else None
-        try:
-            if name == "sqlalchemy":
-                if settings.database_url_is_default:
-                    os.makedirs(app.instance_path, exist_ok=True)
-                return load_storage("sqlalchemy", url=settings.database_url)
-            if name == "redis":
-                return load_storage("redis", url_or_client=settings.redis_url)
-            return load_storage(spec)
-        except StorageConfigError as e:
-            raise ConfigurationError(settings.key("STORAGE"), f"is not usable: {e}") from e
+        return storage_from_config(
+            settings.storage,
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            key=settings.key,
+            make_dirs=app.instance_path if settings.database_url_is_default else None,
+        )
 
     def make_gateway(self, app: Flask, settings: Settings, *, sandbox: Any = None) -> Gateway:
         """The gateway for ``{prefix}API``; with a sandbox cloud, one that talks to it in-process.
@@ -275,7 +271,7 @@ class AliCertify:
         )
         return make_gateway(settings.api, config, transport=transport)
 
-    def make_sandbox_cloud(self, app: Flask, settings: Settings) -> Any:
+    def make_sandbox_cloud(self) -> Any:
         """The in-process fake Alibaba Cloud that sandbox mode serves from (no network)."""
         from .sandbox.fake import FakeCloud
 
@@ -286,12 +282,7 @@ class AliCertify:
 
     def state(self, app: Flask | None = None) -> State:
         """This instance's :class:`State` for ``app`` (default: the current app)."""
-        target = app if app is not None else current_app
-        try:
-            found: State = target.extensions[EXTENSION_KEY][self.name]
-        except KeyError:
-            raise RuntimeError(f"AliCertify {self.name!r} is not initialised on this app") from None
-        return found
+        return get_state(self.name, app)
 
     def service(self, app: Flask | None = None) -> CertifyService:
         return self.state(app).service

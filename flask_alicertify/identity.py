@@ -4,6 +4,9 @@ Framework-free. Validation happens before Alibaba is called because InitFaceVeri
 and its errors are opaque; a wrong check digit is almost always a typo the user can fix, so
 the message says exactly that. Masking and the HMAC digest are how records avoid storing
 personal data in clear (the digest lets equal ID numbers be matched without keeping them).
+
+:func:`mask_cert_no` and :func:`mask_cert_name` are the project's one masking rule: records,
+the CLI, the sandbox's fake cloud and the pytest kit's reprs all show personal data through them.
 """
 
 from __future__ import annotations

@@ -4,21 +4,22 @@ Framework-free (no Flask import): :func:`build_openapi` returns a plain ``dict``
 blueprint serves as ``{prefix}/openapi.json``, that the docs embed, and that the reliability
 suite fuzzes with schemathesis. Request bodies and query parameters come straight from
 :mod:`flask_alicertify.schemas`, so the document cannot drift from what the views accept; the
-response bodies (built by :func:`flask_alicertify.service.result_body` and the views, not by
+response bodies (built by :func:`flask_alicertify.results.result_body` and the views, not by
 marshmallow) are described by the small schemas below.
 
 Every operation lists each error status it can answer, all with the one error shape
-``{"error": {"code", "message", "fields"?}}``: a client generated from this document can rely
-on reading ``error.code`` whatever went wrong.
-
-Generation uses `apispec <https://apispec.readthedocs.io>`_ (the ``openapi`` extra), imported
-only when a document is built, so the extension itself does not need it.
+``{"error": {"code", "message", "fields"?}}``, and each status's description names its codes
+from :data:`flask_alicertify.errors.CATALOGUE`: a client generated from this document can rely
+on reading ``error.code`` whatever went wrong. Routes served by another blueprint (the
+sandbox's) add their operations through a :data:`PathContributor`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from marshmallow import Schema
@@ -26,54 +27,92 @@ from marshmallow import fields
 from marshmallow import validate
 
 from . import schemas
+from .errors import CATALOGUE
 from .records import Status
-from .sandbox.page import OUTCOMES
 
 OPENAPI_VERSION = "3.1.0"
 TITLE = "flask-alicertify"
 
-#: Error statuses, with the stable ``error.code`` values each can carry (for the description).
-ERROR_STATUSES: Mapping[int, tuple[str, Sequence[str]]] = {
-    400: (
-        "The body or query does not have the documented shape, or a value is not acceptable; "
-        "`fields` says which and why.",
-        ("invalid_input", "invalid_return_url", "identity_mismatch", "bad_request"),
+#: ``error_responses(codes)``: the ``responses`` entries for those catalogue codes, by HTTP status.
+ErrorResponses = Callable[[Sequence[str]], dict[str, Any]]
+#: ``contributor(url_prefix, error_responses) -> {path: {method: operation}}``: the operations of
+#: routes another blueprint serves (paths include the prefix).
+PathContributor = Callable[[str, ErrorResponses], Mapping[str, Mapping[str, Any]]]
+
+#: What an error status means, for its response's description (its codes come from the catalogue).
+STATUS_DESCRIPTIONS: Mapping[int, str] = {
+    400: "The body or query does not have the documented shape, or a value is not acceptable; "
+    "`fields` says which and why.",
+    401: "Nobody is signed in (and anonymous use is not allowed).",
+    403: "The record belongs to another user, or the callback token is missing or wrong.",
+    404: "No record has this certifyId (or the sandbox is off).",
+    405: "The route does not take this method.",
+    409: "Sandbox only: this session already has a verdict.",
+    410: "Sandbox only: this session's 30 minutes are over.",
+    413: "The body is larger than ALICERTIFY_MAX_BODY_SIZE.",
+    415: "The body is not sent as application/json.",
+    429: "No verification attempts left today, Alibaba's per-person limit, or Alibaba throttles Init; "
+    "see Retry-After.",
+    500: "An unexpected error on the server.",
+    502: "Alibaba answered with something unusable (business error, rejection, malformed answer).",
+    503: "Alibaba cannot be reached right now (or throttles describe: see Retry-After); the record is "
+    "kept and can be confirmed later.",
+}
+
+#: Error statuses with their description and the catalogue codes each can carry.
+ERROR_STATUSES: Mapping[int, tuple[str, Sequence[str]]] = MappingProxyType(
+    {
+        status: (description, tuple(c for c, spec in CATALOGUE.items() if spec.status == status))
+        for status, description in STATUS_DESCRIPTIONS.items()
+    }
+)
+
+_BODY = ("bad_request", "body_too_large", "unsupported_media_type")
+
+#: The catalogue codes each operation can answer, keyed by ``(method, path below the prefix)``.
+#: The body codes (400 bad_request, 413, 415) apply wherever a JSON body is read.
+OPERATION_CODES: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("post", "/init"): (
+        "invalid_input",
+        "invalid_return_url",
+        "identity_mismatch",
+        "identity_not_verifiable",
+        *_BODY,
+        "unauthenticated",
+        "forbidden",
+        "attempts_exhausted",
+        "too_many_failures",
+        "upstream_throttled",
+        "upstream_error",
+        "upstream_malformed",
+        "upstream_unavailable",
     ),
-    401: ("Nobody is signed in (and anonymous use is not allowed).", ("unauthenticated",)),
-    403: (
-        "The record belongs to another user, or the callback token is missing or wrong.",
-        ("forbidden", "invalid_callback_token"),
+    ("post", "/result"): (
+        "invalid_input",
+        *_BODY,
+        "unauthenticated",
+        "forbidden",
+        "unknown_certify_id",
+        "upstream_unavailable",
     ),
-    404: ("No record has this certifyId (or the sandbox is off).", ("unknown_certify_id", "not_found")),
-    409: ("Sandbox only: this session already has a verdict.", ("sandbox_session_closed",)),
-    410: ("Sandbox only: this session's 30 minutes are over.", ("sandbox_session_closed",)),
-    413: ("The body is larger than ALICERTIFY_MAX_BODY_SIZE.", ("body_too_large",)),
-    415: ("The body is not sent as application/json.", ("unsupported_media_type",)),
-    429: (
-        "No verification attempts left today, Alibaba's per-person limit, or Alibaba throttles us; "
-        "see Retry-After.",
-        ("attempts_exhausted", "too_many_failures", "upstream_throttled"),
-    ),
-    502: (
-        "Alibaba answered with something unusable (business error, rejection, malformed answer).",
-        ("upstream_error", "upstream_malformed"),
-    ),
-    503: (
-        "Alibaba cannot be reached right now; the record is kept and can be confirmed later.",
-        ("upstream_unavailable", "upstream_throttled"),
+    ("get", "/result/{certifyId}"): ("invalid_input", "unauthenticated", "forbidden", "unknown_certify_id"),
+    ("get", "/callback"): (
+        "invalid_input",
+        "invalid_callback_token",
+        "unknown_certify_id",
+        "upstream_unavailable",
     ),
 }
 
-#: The error statuses of each operation (DESIGN §2), keyed by ``(method, path below the prefix)``.
-#: 413/415 apply wherever a JSON body is read.
-OPERATION_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = {
-    ("post", "/init"): (400, 401, 403, 413, 415, 429, 502, 503),
-    ("post", "/result"): (400, 401, 403, 404, 413, 415, 503),
-    ("get", "/result/{certifyId}"): (400, 401, 403, 404),
-    ("get", "/callback"): (400, 403, 404, 503),
-    ("get", "/sandbox/certify/{certifyId}"): (404,),
-    ("post", "/sandbox/certify/{certifyId}"): (400, 404, 409, 410, 413, 415),
-}
+
+def _statuses(codes: Sequence[str]) -> tuple[int, ...]:
+    return tuple(sorted({CATALOGUE[code].status for code in codes}))
+
+
+#: The error statuses of each operation of this blueprint, derived from :data:`OPERATION_CODES`.
+OPERATION_ERRORS: Mapping[tuple[str, str], tuple[int, ...]] = MappingProxyType(
+    {key: _statuses(codes) for key, codes in OPERATION_CODES.items()}
+)
 
 
 # -- response bodies (built by the service and the views, described here) ------------------------
@@ -131,30 +170,13 @@ class CallbackResponseSchema(Schema):
     ok = fields.Boolean(required=True, validate=validate.Equal(True))
 
 
-class SandboxOutcomeSchema(Schema):
-    """``POST {prefix}/sandbox/certify/{certifyId}``: what the simulated user does."""
-
-    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
-    sub_code = fields.String(data_key="subCode", metadata={"description": "pass: 200/210; fail: 201-206."})
-    error_code = fields.String(
-        data_key="errorCode", metadata={"description": "fail/business_error: e.g. UNKNOWN_ERROR."}
-    )
-
-
-class VerifyResultSchema(Schema):
-    """What the mini-program's open-certify callback would receive (the seed's verifyResult)."""
-
-    result_status = fields.String(data_key="resultStatus", required=True)
-    result = fields.Nested(schemas.ClientResultSchema, required=True, allow_none=True)
-
-
 # -- the document -------------------------------------------------------------------------------
 
 
 def build_openapi(
     prefix: str = "/alicertify",
     *,
-    sandbox: bool = False,
+    extra_paths: PathContributor | None = None,
     openapi_json: bool = True,
     title: str = TITLE,
     version: str | None = None,
@@ -162,18 +184,14 @@ def build_openapi(
     """The OpenAPI 3.1 document of the blueprint mounted at ``prefix``.
 
     :param prefix: the blueprint's URL prefix (``ALICERTIFY_URL_PREFIX``); paths include it.
-    :param sandbox: include the sandbox certify page routes (served only in sandbox mode).
+    :param extra_paths: adds the operations of routes another blueprint serves, e.g. the
+        sandbox's ``flask_alicertify.sandbox.blueprint.openapi_paths`` (served only in sandbox
+        mode); it gets ``prefix`` and a function giving the error responses of catalogue codes.
     :param openapi_json: include ``{prefix}/openapi.json`` itself (off when the route is).
     :param version: the document's ``info.version``; the installed package version by default.
-    :raises ImportError: when apispec is not installed (``pip install 'flask-alicertify[openapi]'``).
     """
-    try:
-        from apispec import APISpec
-        from apispec.ext.marshmallow import MarshmallowPlugin
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "building the OpenAPI document needs apispec: pip install 'flask-alicertify[openapi]'"
-        ) from e
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
 
     prefix = prefix.rstrip("/")
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
@@ -205,25 +223,13 @@ def build_openapi(
         ("Error", ErrorSchema),
     ):
         spec.components.schema(name, schema=schema)
-    if sandbox:
-        spec.components.schema("SandboxOutcome", schema=SandboxOutcomeSchema)
-        spec.components.schema("VerifyResult", schema=VerifyResultSchema)
-    used = {
-        status
-        for (_, path), statuses in OPERATION_ERRORS.items()
-        if sandbox or not path.startswith("/sandbox/")
-        for status in statuses
-    }
-    for status, (description, codes) in ERROR_STATUSES.items():
-        if status not in used:
-            continue
-        spec.components.response(
-            f"Error{status}",
-            {
-                "description": f"{description} Codes: {', '.join(codes)}.",
-                "content": {"application/json": {"schema": "Error"}},
-            },
-        )
+    used: set[int] = set()
+
+    def error_responses(codes: Sequence[str]) -> dict[str, Any]:
+        statuses = _statuses(codes)
+        used.update(statuses)
+        return {str(status): {"$ref": f"#/components/responses/Error{status}"} for status in statuses}
+
     certify_id_param = {
         "name": "certifyId",
         "in": "path",
@@ -232,7 +238,7 @@ def build_openapi(
     }
 
     def errors(method: str, path: str) -> dict[str, Any]:
-        return {str(status): "Error" + str(status) for status in OPERATION_ERRORS[(method, path)]}
+        return error_responses(OPERATION_CODES[(method, path)])
 
     def ok(description: str, schema: str) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -290,35 +296,9 @@ def build_openapi(
             }
         },
     )
-    if sandbox:
-        spec.path(
-            path=prefix + "/sandbox/certify/{certifyId}",
-            parameters=[dict(certify_id_param)],
-            operations={
-                "get": {
-                    "operationId": "sandboxPage",
-                    "summary": "Sandbox only: the page standing in for Alibaba's certify page.",
-                    "responses": {
-                        "200": {
-                            "description": "An HTML page with one button per outcome.",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
-                        },
-                        **errors("get", "/sandbox/certify/{certifyId}"),
-                    },
-                },
-                "post": {
-                    "operationId": "sandboxOutcome",
-                    "summary": "Sandbox only: record what the simulated user did; answer the verifyResult.",
-                    "requestBody": json_body("SandboxOutcome"),
-                    "responses": {
-                        "200": ok(
-                            "The verifyResult open-certify would hand the mini-program.", "VerifyResult"
-                        ),
-                        **errors("post", "/sandbox/certify/{certifyId}"),
-                    },
-                },
-            },
-        )
+    if extra_paths is not None:
+        for path, operations in extra_paths(prefix, error_responses).items():
+            spec.path(path=path, operations=dict(operations))
     if openapi_json:
         spec.path(
             path=prefix + "/openapi.json",
@@ -333,6 +313,15 @@ def build_openapi(
                         }
                     },
                 }
+            },
+        )
+    for status in sorted(used):
+        description, codes = ERROR_STATUSES[status]
+        spec.components.response(
+            f"Error{status}",
+            {
+                "description": f"{description} Codes: {', '.join(codes)}.",
+                "content": {"application/json": {"schema": "Error"}},
             },
         )
     document: dict[str, Any] = spec.to_dict()

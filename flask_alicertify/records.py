@@ -16,7 +16,7 @@ from typing import Any
 
 
 class Status(str, enum.Enum):
-    """Where a record stands. See DESIGN §2 for the meaning of each value."""
+    """Where a record stands. docs/flow.md gives the meaning of each value."""
 
     INITIATING = "initiating"
     PENDING = "pending"
@@ -40,9 +40,10 @@ NON_TERMINAL: frozenset[Status] = frozenset(set(Status) - TERMINAL)
 
 
 class ClientStatus(str, enum.Enum):
-    """The mini-program's ``resultStatus`` values documented in the seed.
+    """The mini-program's ``resultStatus`` values Alibaba's mini-program guide documents
+    (https://help.aliyun.com/document_detail/144545.html).
 
-    Unknown values are still recorded as plain strings: the seed's list is not exhaustive, and
+    Unknown values are still recorded as plain strings: the guide's list is not exhaustive, and
     an unknown status must never be an error (it is only a claim, confirmed server-side).
     """
 
@@ -55,7 +56,7 @@ class ClientStatus(str, enum.Enum):
         return self.value
 
 
-#: Documented client ``errorCode`` values for resultStatus 4000 (the seed says the list is partial).
+#: Documented client ``errorCode`` values for resultStatus 4000 (the guide says the list is partial).
 CLIENT_ERROR_CODES: Mapping[str, str] = {
     "UNKNOWN_ERROR": "未知异常",
     "SYSTEM_ERROR": "系统异常",
@@ -67,7 +68,7 @@ CLIENT_ERROR_CODES: Mapping[str, str] = {
 class SubCode:
     """One row of Alibaba's DescribeFaceVerify ``SubCode`` table.
 
-    ``documented`` is False for codes seen only in third-party enums (reference §2.3); they are
+    ``documented`` is False for codes seen only in third-party enums (docs/tables.md); they are
     kept so users see a sensible message, but they never decide a verdict: only ``Passed`` does.
     """
 

@@ -1,4 +1,4 @@
-"""Marshmallow schemas for the bodies and query strings of the HTTP contract (DESIGN §2).
+"""Marshmallow schemas for the bodies and query strings of the HTTP contract (docs/flow.md).
 
 They check shape and type only, with field-level messages a client developer can act on; what the
 values mean (ID-number check digits, allowed return hosts, who owns a certify id) is the
@@ -102,8 +102,8 @@ class _Lenient(Schema):
 
 
 class ServiceParametersSchema(_Lenient):
-    """The seed's ``serviceParameters``. certNo/certName may be absent when the app's
-    ``identity_loader`` supplies them; the service reports a missing value per field."""
+    """``serviceParameters`` of Alibaba's mini-program guide. certNo/certName may be absent when
+    the app's ``identity_loader`` supplies them; the service reports a missing value per field."""
 
     cert_no = Text(
         data_key="certNo", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERT_NO)
@@ -126,7 +126,7 @@ class InitSchema(_Lenient):
 
 
 class ClientResultSchema(_Lenient):
-    """The ``result`` object of ``verifyResult``; the seed says it may be null or empty."""
+    """The ``result`` object of ``verifyResult``; Alibaba's guide says it may be null or empty."""
 
     certify_id = Text(
         data_key="certifyId", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERTIFY_ID)

@@ -3,35 +3,26 @@
 Every state change goes through :meth:`Storage.update`, an atomic compare-and-set on the record's
 status. Whoever gets the new record back won the transition and is the only caller that sends
 the matching signal, so an outcome is announced exactly once per record however many workers,
-result posts, callbacks and reconcile runs race on it. Losers re-read the record and answer
-with whatever the winner stored.
+result posts, callbacks and reconcile runs race on it. Losers answer with what the winner stored.
 
-Only DescribeFaceVerify decides a verdict (DESIGN §1): the mini-program's ``resultStatus`` is
-recorded as a *claim* and only ever used to tell "abandoned" from "still pending" when Alibaba
-says the verification has not finished. Describe always uses the certify id stored with the
-record, never one sent by a client.
+Only DescribeFaceVerify decides a verdict (docs/flow.md): the mini-program's ``resultStatus`` is
+a *claim*, only ever used to tell "abandoned" from "still pending" when Alibaba says "not
+finished". Describe always uses the stored certify id, through :meth:`CertifyService.describe`.
+Input policy is in :mod:`.policy`, the batch job in :mod:`.reconcile`, what a client is told in
+:mod:`.results`; names that used to live here are re-exported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import math
-import secrets
-import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from blinker import Signal
 
@@ -39,39 +30,36 @@ from . import signals
 from .cloud.base import Gateway
 from .cloud.base import InitRequest
 from .cloud.base import Verdict
-from .cloud.errors import CloudBusinessError
 from .cloud.errors import CloudError
-from .cloud.errors import CloudMalformedResponse
-from .cloud.errors import CloudThrottled
-from .cloud.errors import CloudUnavailable
-from .cloud.errors import CredentialsMissing
 from .errors import AttemptsExhausted
 from .errors import Forbidden
-from .errors import IdentityMismatch
-from .errors import IdentityNotVerifiable
 from .errors import InvalidCallbackToken
-from .errors import InvalidInput
-from .errors import InvalidReturnUrl
 from .errors import NotFound
-from .errors import ServiceError
-from .errors import TooManyFailures
-from .errors import UpstreamError
-from .errors import UpstreamThrottled
+from .errors import UpstreamMalformed
 from .errors import UpstreamUnavailable
-from .identity import InvalidIdentity
+from .errors import describe_error
+from .errors import init_error
 from .identity import cert_no_digest
-from .identity import is_placeholder
 from .identity import mask_cert_name
 from .identity import mask_cert_no
-from .identity import validate_cert_name
-from .identity import validate_cert_no
+from .policy import ATTEMPT_WINDOW as ATTEMPT_WINDOW
+from .policy import AttemptLimiter
+from .policy import allowed_return_url
+from .policy import callback_token_digest
+from .policy import callback_token_matches
+from .policy import new_callback_token
+from .policy import resolve_identity
+from .reconcile import ReconcileItem as ReconcileItem
+from .reconcile import ReconcileReport as ReconcileReport
+from .reconcile import reconcile
 from .records import NON_TERMINAL
-from .records import STATUS_MESSAGES
-from .records import SUBCODES
 from .records import ClientStatus
 from .records import Record
 from .records import Status
-from .records import subcode_message
+from .results import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from .results import result_body as result_body
+from .results import retryable as retryable
+from .results import user_message as user_message
 from .settings import Settings
 from .storage.base import RecordExists
 from .storage.base import Storage
@@ -86,12 +74,7 @@ ABANDON_STATUSES: frozenset[str] = frozenset(
 )
 #: Statuses of records that have a certify id and may still get a verdict.
 DESCRIBABLE: frozenset[Status] = frozenset({Status.PENDING, Status.ABANDONED})
-#: Statuses whose record a client may retry by starting a new verification.
-RETRYABLE_STATUSES: frozenset[Status] = frozenset({Status.ABANDONED, Status.EXPIRED, Status.INIT_FAILED})
 
-ATTEMPT_WINDOW = timedelta(hours=24)
-_CALLBACK_TOKEN_LABEL = b"flask-alicertify callback-token v1\x00"
-_LOCK_STRIPES = 64
 _MAX_ERROR_CODE = 64
 
 
@@ -105,75 +88,6 @@ class Started:
 
     record: Record
     certify_url: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ReconcileItem:
-    record_id: str
-    certify_id: str | None
-    before: Status
-    after: Status
-    #: ``"verdict"``, ``"expired"``, ``"interrupted"``, ``"unchanged"``, ``"error"`` or ``"skipped"``.
-    outcome: str
-
-
-@dataclass
-class ReconcileReport:
-    """What one :meth:`CertifyService.reconcile` run did, for the CLI's summary table."""
-
-    items: list[ReconcileItem] = field(default_factory=list)
-
-    @property
-    def checked(self) -> int:
-        return len(self.items)
-
-    def by_status(self) -> Counter[str]:
-        return Counter(item.after.value for item in self.items)
-
-    def by_outcome(self) -> Counter[str]:
-        return Counter(item.outcome for item in self.items)
-
-
-def user_message(record: Record, lang: str = "zh") -> str:
-    """A user-safe text for the record: the SubCode's text for a verdict, else the state's."""
-    if record.status in (Status.PASSED, Status.FAILED):
-        text = subcode_message(record.sub_code, lang=lang)
-        if text is not None:
-            return text
-    key = record.status.value
-    if record.status in (Status.ABANDONED, Status.PENDING):
-        if record.client_status == ClientStatus.CANCELLED.value:
-            key = "cancelled"
-        elif record.client_status == ClientStatus.NETWORK_ERROR.value:
-            key = "network_error"
-    zh, en = STATUS_MESSAGES[key]
-    return zh if lang == "zh" else en
-
-
-def retryable(record: Record) -> bool:
-    """Whether starting a new verification makes sense for the user.
-
-    True for abandoned, expired and init_failed records, and for a failure whose SubCode says a
-    new attempt can succeed (a face mismatch can, a name/ID mismatch cannot). Unknown SubCodes
-    count as retryable: the attempt limit bounds the cost of being wrong.
-    """
-    if record.status == Status.FAILED:
-        row = SUBCODES.get(record.sub_code or "")
-        return True if row is None else row.retryable
-    return record.status in RETRYABLE_STATUSES
-
-
-def result_body(record: Record, lang: str = "zh") -> dict[str, Any]:
-    """The JSON body of ``POST /result`` and ``GET /result/<certifyId>`` (DESIGN §2)."""
-    return {
-        "certifyId": record.certify_id,
-        "status": record.status.value,
-        "passed": record.status == Status.PASSED,
-        "subCode": record.sub_code,
-        "message": user_message(record, lang),
-        "retryable": retryable(record),
-        "clientStatus": record.client_status,
-    }
 
 
 class CertifyService:
@@ -198,7 +112,7 @@ class CertifyService:
         self.gateway = gateway
         self.clock = clock
         self.sender = sender
-        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+        self.limiter = AttemptLimiter(storage, settings.max_attempts_per_day)
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -217,9 +131,11 @@ class CertifyService:
         ``profile`` is ``(cert_name, cert_no)`` from the app's identity loader: it replaces the
         client's values, which must then be absent, placeholders, or equal.
         """
-        return_url = self._return_url(return_url)
-        name, number = self._identity(cert_name, cert_no, profile)
-        callback_token = secrets.token_hex(16) if self.settings.callback_url else None
+        return_url = allowed_return_url(
+            return_url, configured=self.settings.return_url, hosts=self.settings.return_url_hosts
+        )
+        name, number = resolve_identity(cert_name, cert_no, profile)
+        callback_token = new_callback_token() if self.settings.callback_url else None
         record = self._create(user_id, name, number, callback_token)
         request = InitRequest(
             outer_order_no=record.id,
@@ -233,7 +149,7 @@ class CertifyService:
         try:
             result = self.gateway.init(request)
         except CloudError as e:
-            self._fail_init(record, _error_code(e))
+            self._fail_init(record, (e.code or type(e).__name__)[:_MAX_ERROR_CODE])
             logger.warning(
                 "record %s: init failed (%s code=%s request_id=%s)",
                 record.id,
@@ -241,7 +157,7 @@ class CertifyService:
                 e.code,
                 e.request_id,
             )
-            raise _init_error(e) from e
+            raise init_error(e) from e
         except BaseException:
             self._fail_init(record, "internal_error")
             raise
@@ -256,7 +172,7 @@ class CertifyService:
         except RecordExists:
             self._fail_init(record, "duplicate_certify_id")
             logger.error("record %s: Alibaba returned a certify id another record already has", record.id)
-            raise UpstreamError(code="upstream_malformed") from None
+            raise UpstreamMalformed() from None
         if pending is None:
             logger.error("record %s: left the initiating state while Init was running", record.id)
             raise UpstreamUnavailable()
@@ -265,22 +181,13 @@ class CertifyService:
         return Started(record=pending, certify_url=result.certify_url)
 
     def _create(self, user_id: str | None, name: str, number: str, callback_token: str | None) -> Record:
-        """Write the initiating record, enforcing the per-user daily attempt limit.
-
-        The limit holds under concurrency: inside one process, a per-user lock serialises the
-        count and the insert, so exactly N of any number of parallel inits proceed. Across
-        processes, each new record counts the records that exist after its own insert; the
-        k-th inserted sees at least k, so never more than N proceed (under a cross-process race
-        a few may be refused that could have gone through; they are stored as init_failed).
-        """
-        limit = self.settings.max_attempts_per_day if user_id is not None else None
-        with self._user_lock(user_id):
+        """Write the initiating record within the per-user daily attempt limit (see
+        :class:`~flask_alicertify.policy.AttemptLimiter`)."""
+        key = self.settings.pii_key
+        token_digest = callback_token_digest(key, callback_token) if callback_token else None
+        with self.limiter.hold(user_id):
             now = self.clock()
-            since = now - ATTEMPT_WINDOW
-            if limit is not None and user_id is not None:
-                if self.storage.count_inits(user_id, since=since) >= limit:
-                    logger.info("init refused: attempt limit reached")
-                    raise AttemptsExhausted()
+            self.limiter.check(user_id, now)
             record = Record(
                 id=uuid.uuid4().hex,
                 status=Status.INITIATING,
@@ -288,27 +195,18 @@ class CertifyService:
                 updated_at=now,
                 user_id=user_id,
                 api=self.gateway.api,
-                cert_no_digest=cert_no_digest(number, self.settings.pii_key),
+                cert_no_digest=cert_no_digest(number, key),
                 cert_no_masked=mask_cert_no(number),
                 cert_name_masked=mask_cert_name(name),
-                callback_token_digest=self._token_digest(callback_token) if callback_token else None,
+                callback_token_digest=token_digest,
             )
             self.storage.create(record)
-            if limit is not None and user_id is not None:
-                if self.storage.count_inits(user_id, since=since) > limit:
-                    self._fail_init(record, "attempts_exhausted")
-                    logger.info("record %s: refused, another worker took the last attempt", record.id)
-                    raise AttemptsExhausted()
+            if self.limiter.exceeded(user_id, now):
+                self._fail_init(record, "attempts_exhausted")
+                logger.info("record %s: refused, another worker took the last attempt", record.id)
+                raise AttemptsExhausted()
         logger.info("record %s: initiating", record.id)
         return record
-
-    @contextmanager
-    def _user_lock(self, user_id: str | None) -> Iterator[None]:
-        if user_id is None:
-            yield
-            return
-        with self._locks[hash(user_id) % _LOCK_STRIPES]:
-            yield
 
     def _fail_init(self, record: Record, error_code: str) -> None:
         self.storage.update(
@@ -319,57 +217,6 @@ class CertifyService:
             error_code=error_code,
             updated_at=self.clock(),
         )
-
-    def _return_url(self, client_value: str | None) -> str | None:
-        """The configured return URL, else an allowed client one (https, listed host), else None."""
-        if self.settings.return_url:
-            return self.settings.return_url
-        if client_value is None or not client_value.strip():
-            return None
-        value = client_value.strip()
-        fields = {"serviceParameters": {"returnUrl": ["The returnUrl must be https on an allowed host."]}}
-        if any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in value):
-            raise InvalidReturnUrl(fields=fields)
-        try:
-            parts = urlsplit(value)
-            host = parts.hostname
-            has_credentials = parts.username is not None or parts.password is not None
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
-        except ValueError:
-            raise InvalidReturnUrl(fields=fields) from None
-        if parts.scheme != "https" or not host or has_credentials:
-            raise InvalidReturnUrl(fields=fields)
-        if host.rstrip(".") not in self.settings.return_url_hosts:
-            raise InvalidReturnUrl(fields=fields)
-        return value
-
-    def _identity(
-        self, cert_name: str | None, cert_no: str | None, profile: tuple[str, str] | None
-    ) -> tuple[str, str]:
-        """The validated ``(name, number)`` to send, from the profile or from the client."""
-        if profile is not None:
-            try:
-                name = validate_cert_name(profile[0])
-                number = validate_cert_no(profile[1])
-            except InvalidIdentity as e:
-                logger.warning("identity_loader returned an invalid identity (%s)", e.code)
-                raise InvalidInput(
-                    "账户中的身份信息无效", "The identity stored for this account is not valid."
-                ) from None
-            _must_match("certNo", cert_no, number, validate_cert_no)
-            _must_match("certName", cert_name, name, validate_cert_name)
-            return name, number
-        missing: dict[str, list[str]] = {}
-        if cert_no is None or not cert_no.strip():
-            missing["certNo"] = ["Missing data for required field."]
-        if cert_name is None or not cert_name.strip():
-            missing["certName"] = ["Missing data for required field."]
-        if missing:
-            raise InvalidInput("请填写姓名和身份证号码", fields={"serviceParameters": missing})
-        assert cert_no is not None and cert_name is not None
-        number = _validated("certNo", cert_no, validate_cert_no)
-        name = _validated("certName", cert_name, validate_cert_name)
-        return name, number
 
     # -- confirm ----------------------------------------------------------------------------------
 
@@ -398,15 +245,17 @@ class CertifyService:
         if record.certify_id is None:
             return self._record_claim(record, claim)
         try:
-            verdict = self._describe(record)
-        except BaseException:
+            verdict = self.describe(record)
+        except BaseException as e:
             self._record_claim(record, claim)
+            if isinstance(e, CloudError):
+                raise describe_error(e) from e
             raise
-        return self._settle(record, verdict, client_status=client_status, claim=claim)
+        return self.settle(record, verdict, client_status=client_status, claim=claim)
 
     def _record_claim(self, record: Record, claim: dict[str, str | None]) -> Record:
         claimed = self.storage.update(record.id, expect=NON_TERMINAL, updated_at=self.clock(), **claim)
-        return claimed if claimed is not None else self._reload(record)
+        return claimed if claimed is not None else self.reload(record)
 
     def current(self, *, user_id: str | None, certify_id: str) -> Record:
         """The record's state, re-described at most once per ``describe_min_interval``.
@@ -430,28 +279,31 @@ class CertifyService:
         if last is not None and (now - last).total_seconds() < self.settings.describe_min_interval:
             return record
         try:
-            verdict = self.gateway.describe(record.certify_id)
-        except CloudError as e:
-            return self._describe_failed(record, e, now)
-        return self._settle(record, verdict, client_status=record.client_status)
+            verdict = self.describe(record)
+        except CloudError:
+            return self.describe_failed(record, now)
+        return self.settle(record, verdict, client_status=record.client_status)
 
     def handle_callback(self, *, certify_id: str, token: str | None, passed: str | None = None) -> Record:
         """Alibaba's completion notice: check the token, then confirm with describe.
 
-        ``passed`` is opaque (``T``/``F`` or a SubCode, reference §3) and never a verdict.
+        ``passed`` is opaque (``T``/``F`` or a SubCode; see CallbackUrl on Alibaba's InitFaceVerify
+        page) and never a verdict.
         """
         record = self.storage.get_by_certify_id(certify_id)
         if record is None:
             raise NotFound()
-        expected = record.callback_token_digest
-        if not token or not expected or not hmac.compare_digest(self._token_digest(token), expected):
+        if not callback_token_matches(self.settings.pii_key, token, record.callback_token_digest):
             logger.warning("record %s: callback with a missing or wrong token refused", record.id)
             raise InvalidCallbackToken()
         logger.info("record %s: callback received", record.id)
         if record.terminal:
             return record
-        verdict = self._describe(record)
-        return self._settle(record, verdict, client_status=record.client_status)
+        try:
+            verdict = self.describe(record)
+        except CloudError as e:
+            raise describe_error(e) from e
+        return self.settle(record, verdict, client_status=record.client_status)
 
     # -- reconcile --------------------------------------------------------------------------------
 
@@ -465,109 +317,35 @@ class CertifyService:
     ) -> ReconcileReport:
         """Re-describe non-terminal records not updated for ``older_than``; expire dead ones.
 
-        A record still unfinished ``CERTIFY_ID_LIFETIME + expire_grace`` after it was created
-        can never finish (its certify id is dead), so it becomes ``expired``. An ``initiating``
-        record that old never got its certify id (the process died during Init): it becomes
-        ``init_failed``. Every processed record is touched, so paging through ``stale()`` ends.
+        See :func:`flask_alicertify.reconcile.reconcile`.
         """
-        report = ReconcileReport()
-        now = self.clock()
-        cutoff = now - older_than
-        seen: set[str] = set()
-        while limit is None or report.checked < limit:
-            size = batch_size if limit is None else min(batch_size, limit - report.checked)
-            fresh = [r for r in self.storage.stale(updated_before=cutoff, limit=size) if r.id not in seen]
-            if not fresh:
-                break
-            for record in fresh:
-                seen.add(record.id)
-                item = self._reconcile_one(record)
-                report.items.append(item)
-                if progress is not None:
-                    progress(item)
-        return report
-
-    def _reconcile_one(self, record: Record) -> ReconcileItem:
-        now = self.clock()
-        age = (now - record.created_at).total_seconds()
-        dead = age >= self.settings.expire_after
-
-        def item(after: Record, outcome: str) -> ReconcileItem:
-            return ReconcileItem(record.id, record.certify_id, record.status, after.status, outcome)
-
-        if record.status == Status.INITIATING or record.certify_id is None:
-            if not dead:
-                return item(record, "skipped")
-            failed = self.storage.update(
-                record.id,
-                expect={Status.INITIATING},
-                status=Status.INIT_FAILED,
-                passed=False,
-                error_code="interrupted",
-                updated_at=now,
-            )
-            return item(failed or self._reload(record), "interrupted" if failed else "unchanged")
-        try:
-            verdict = self.gateway.describe(record.certify_id)
-        except CloudError as e:
-            # updated_at moves too, so this run's paging ends and the next run retries it.
-            return item(self._describe_failed(record, e, now, updated_at=now), "error")
-        if not verdict.finished and dead:
-            expired = self.storage.update(
-                record.id,
-                expect=DESCRIBABLE,
-                status=Status.EXPIRED,
-                passed=False,
-                last_described_at=now,
-                describe_count=record.describe_count + 1,
-                updated_at=now,
-            )
-            if expired is not None:
-                logger.info("record %s: %s -> expired", record.id, record.status)
-                self._send(signals.certify_expired, expired)
-                return item(expired, "expired")
-            return item(self._reload(record), "unchanged")
-        after = self._settle(record, verdict, client_status=record.client_status)
-        return item(after, "verdict" if verdict.finished else "unchanged")
+        return reconcile(self, older_than=older_than, limit=limit, progress=progress, batch_size=batch_size)
 
     # -- inspection (CLI) -------------------------------------------------------------------------
 
     def inspect(self, certify_id: str) -> tuple[Record | None, Verdict]:
         """The stored record (if any) and a fresh describe, without changing anything."""
         record = self.storage.get_by_certify_id(certify_id)
-        return record, self.gateway.describe(
-            record.certify_id if record and record.certify_id else certify_id
-        )
+        stored = record.certify_id if record is not None else None
+        return record, self.gateway.describe(stored or certify_id)
 
-    # -- shared path ------------------------------------------------------------------------------
+    # -- transitions and the one describe path ----------------------------------------------------
 
-    def _owned(self, certify_id: str, user_id: str | None) -> Record:
-        record = self.storage.get_by_certify_id(certify_id)
-        if record is None:
-            raise NotFound()
-        if record.user_id != user_id:
-            logger.warning("record %s: access by another user refused", record.id)
-            raise Forbidden()
-        return record
-
-    def _reload(self, record: Record) -> Record:
-        return self.storage.get(record.id) or record
-
-    def _describe(self, record: Record) -> Verdict:
-        """Describe with the stored certify id; upstream trouble becomes a 503 (record kept)."""
+    def describe(self, record: Record) -> Verdict:
+        """DescribeFaceVerify with the record's stored certify id: the one place a record is
+        described. A failure is logged here and re-raised, for the caller to answer 503
+        (:func:`~flask_alicertify.errors.describe_error`) or to note (:meth:`describe_failed`).
+        """
         assert record.certify_id is not None
         try:
             return self.gateway.describe(record.certify_id)
         except CloudError as e:
             logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
-            if isinstance(e, CloudThrottled):
-                raise UpstreamUnavailable(code="upstream_throttled", retry_after=_retry_after(e)) from e
-            raise UpstreamUnavailable() from e
+            raise
 
-    def _describe_failed(self, record: Record, e: CloudError, now: datetime, **changes: Any) -> Record:
+    def describe_failed(self, record: Record, now: datetime, **changes: Any) -> Record:
         """Note a describe that failed upstream (it still counts against the throttle); the
         stored state stays the answer."""
-        logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
         noted = self.storage.update(
             record.id,
             expect=NON_TERMINAL,
@@ -575,9 +353,9 @@ class CertifyService:
             describe_count=record.describe_count + 1,
             **changes,
         )
-        return noted if noted is not None else self._reload(record)
+        return noted if noted is not None else self.reload(record)
 
-    def _settle(
+    def settle(
         self,
         record: Record,
         verdict: Verdict,
@@ -609,7 +387,7 @@ class CertifyService:
                 **seen,
             )
             if new is None:
-                return self._reload(record)
+                return self.reload(record)
             logger.info("record %s: %s -> %s sub_code=%s", new.id, record.status, new.status, new.sub_code)
             self._send(signals.certify_passed if verdict.passed else signals.certify_failed, new)
             return new
@@ -619,65 +397,52 @@ class CertifyService:
                 logger.info("record %s: pending -> abandoned", new.id)
                 self._send(signals.certify_abandoned, new)
                 return new
-            record = self._reload(record)
+            record = self.reload(record)
             if record.terminal:
                 return record
         touched = self.storage.update(record.id, expect=NON_TERMINAL, **seen)
-        return touched if touched is not None else self._reload(record)
+        return touched if touched is not None else self.reload(record)
+
+    def expire(self, record: Record, now: datetime) -> Record | None:
+        """Describable -> ``expired`` (the certify id is dead); None if another worker won."""
+        expired = self.storage.update(
+            record.id,
+            expect=DESCRIBABLE,
+            status=Status.EXPIRED,
+            passed=False,
+            last_described_at=now,
+            describe_count=record.describe_count + 1,
+            updated_at=now,
+        )
+        if expired is not None:
+            logger.info("record %s: %s -> expired", record.id, record.status)
+            self._send(signals.certify_expired, expired)
+        return expired
+
+    def interrupt(self, record: Record, now: datetime) -> Record | None:
+        """``initiating`` -> ``init_failed`` for a record whose Init never finished (the process
+        died during it); None if another worker won."""
+        return self.storage.update(
+            record.id,
+            expect={Status.INITIATING},
+            status=Status.INIT_FAILED,
+            passed=False,
+            error_code="interrupted",
+            updated_at=now,
+        )
+
+    def reload(self, record: Record) -> Record:
+        """The stored version of ``record`` (``record`` itself if it vanished)."""
+        return self.storage.get(record.id) or record
+
+    def _owned(self, certify_id: str, user_id: str | None) -> Record:
+        record = self.storage.get_by_certify_id(certify_id)
+        if record is None:
+            raise NotFound()
+        if record.user_id != user_id:
+            logger.warning("record %s: access by another user refused", record.id)
+            raise Forbidden()
+        return record
 
     def _send(self, signal: Signal, record: Record) -> None:
         signal.send(self.sender(), record=record)
-
-    def _token_digest(self, token: str) -> str:
-        return hmac.new(
-            self.settings.pii_key, _CALLBACK_TOKEN_LABEL + token.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
-
-
-def _validated(name: str, value: str, validator: Callable[[object], str]) -> str:
-    try:
-        return validator(value)
-    except InvalidIdentity as e:
-        raise InvalidInput(
-            e.message_zh, e.message_en, fields={"serviceParameters": {name: [e.message_en]}}
-        ) from None
-
-
-def _must_match(name: str, client: str | None, expected: str, validator: Callable[[object], str]) -> None:
-    """A real client value must equal the profile's; absent and placeholder values are ignored."""
-    if client is None or not client.strip() or is_placeholder(client):
-        return
-    try:
-        same = validator(client) == expected
-    except InvalidIdentity:
-        same = False
-    if not same:
-        raise IdentityMismatch(
-            fields={"serviceParameters": {name: ["Does not match the identity on the account."]}}
-        )
-
-
-def _error_code(e: CloudError) -> str:
-    code = e.code or type(e).__name__
-    return code[:_MAX_ERROR_CODE]
-
-
-def _retry_after(e: CloudThrottled) -> float:
-    if e.retry_after is None or not math.isfinite(e.retry_after) or e.retry_after <= 0:
-        return 1.0
-    return e.retry_after
-
-
-def _init_error(e: CloudError) -> ServiceError:
-    """The HTTP-facing error for an Init failure (DESIGN §2: 429, 502 or 503)."""
-    if isinstance(e, CloudThrottled):
-        return UpstreamThrottled(retry_after=_retry_after(e))
-    if isinstance(e, (CloudUnavailable, CredentialsMissing)):
-        return UpstreamUnavailable()
-    if isinstance(e, CloudBusinessError) and e.code == "418":
-        return TooManyFailures()
-    if isinstance(e, CloudBusinessError) and e.code in IdentityNotVerifiable.MESSAGES:
-        return IdentityNotVerifiable(e.code)
-    if isinstance(e, CloudMalformedResponse):
-        return UpstreamError(code="upstream_malformed")
-    return UpstreamError()

@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 
 from .cloud.base import DEFAULT_CLOUDAUTH_ENDPOINTS
 from .cloud.base import DEFAULT_SAF_ENDPOINTS
+from .cloud.gateways import APIS
 from .errors import ConfigurationError
+from .storage.loader import configured_storage
 
-#: The APIs a gateway can speak (DESIGN §3; ``sdk`` is the official SDK over the cloudauth API).
-APIS: tuple[str, ...] = ("cloudauth", "saf", "sdk")
-
-#: Alibaba's documented lifetime of a certify id / certify URL, in seconds (reference §1.2).
+#: Alibaba's documented lifetime of a certify id / certify URL, in seconds: 30 minutes (see
+#: https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/initfaceverify).
 CERTIFY_ID_LIFETIME = 30 * 60
 
 #: Label mixed into SECRET_KEY to derive the PII key, so the two keys are never the same bytes.
@@ -43,7 +43,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 @dataclass(frozen=True)
 class Settings:
-    """One extension instance's configuration. See DESIGN §3 for each key's meaning."""
+    """One extension instance's configuration. docs/configuration.md describes each key."""
 
     prefix: str = "ALICERTIFY_"
     access_key_id: str | None = None
@@ -56,7 +56,8 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     url_prefix: str = "/alicertify"
-    #: A backend name, an import path, or a storage instance (passed to ``load_storage``).
+    #: A built-in backend name (lower case), an import path, or a storage instance; see
+    #: :func:`~flask_alicertify.storage.loader.storage_from_config`.
     storage: Any = "memory"
     database_url: str | None = None
     #: True when ``database_url`` is our default SQLite file (the instance folder must exist).
@@ -126,21 +127,13 @@ class Settings:
         storage: Any = config.get(r.key("STORAGE"))
         if storage is None or (isinstance(storage, str) and not storage.strip()):
             storage = "memory" if testing else "sqlalchemy"
-        elif isinstance(storage, str):
-            storage = storage.strip()
         database_url = r.text("DATABASE_URL")
         database_url_is_default = False
         if database_url is None and instance_path:
             database_url = "sqlite:///" + os.path.join(instance_path, "alicertify.sqlite3")
             database_url_is_default = True
         redis_url = r.text("REDIS_URL")
-        if storage == "redis" and redis_url is None:
-            raise ConfigurationError(r.key("REDIS_URL"), f'is required when {r.key("STORAGE")} is "redis"')
-        if storage == "sqlalchemy" and database_url is None:
-            raise ConfigurationError(
-                r.key("DATABASE_URL"),
-                f'is required when {r.key("STORAGE")} is "sqlalchemy" and the app has no instance path',
-            )
+        storage = configured_storage(storage, database_url=database_url, redis_url=redis_url, key=r.key)
 
         callback_url = r.url("CALLBACK_URL", allow_http=sandbox)
         return_url = r.url("RETURN_URL", allow_http=sandbox)

@@ -3,7 +3,11 @@
 Each :class:`Case` scripts what Alibaba will decide, builds the ``verifyResult`` the mini-program
 would post, and carries the outcome the server must reach. The client's ``resultStatus`` is only
 a claim: the expected status always follows Alibaba's verdict, never the claim, which is the whole
-point of the seed's warning that "前端数据是可以修改的".
+point of the warning in Alibaba's mini-program guide that "前端数据是可以修改的"
+(https://help.aliyun.com/document_detail/144545.html).
+
+This is the one matrix: the kit's ``alicertify_case`` fixture runs it against a user's app, and
+the project's own tests run it against the extension.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class Case:
     """One row of the matrix. ``id`` is the readable pytest id, e.g. ``9000-confirmed``."""
 
     id: str
-    result_status: str
+    #: What the mini-program posts as ``resultStatus``: a string, or a number as some clients send it.
+    result_status: str | int
     outcome: Outcome
     expected: Expected
     error_code: str | None = None
@@ -76,6 +81,14 @@ ABANDONED = Expected("abandoned", False, True)
 CASES: tuple[Case, ...] = (
     Case("9000-confirmed", "9000", Outcome.passes(), PASSED, description="client and Alibaba agree"),
     Case("9000-null-result", "9000", Outcome.passes(), PASSED, result="null", description="result is null"),
+    Case(
+        "9000-as-number",
+        9000,
+        Outcome.passes(),
+        PASSED,
+        result="null",
+        description="resultStatus posted as the number 9000, not the string",
+    ),
     Case(
         "9000-foreign-result-id",
         "9000",
@@ -118,6 +131,13 @@ CASES: tuple[Case, ...] = (
     ),
     Case("6001-cancelled", "6001", Outcome.never_finishes(), ABANDONED, result="null"),
     Case(
+        "6001-with-result",
+        "6001",
+        Outcome.never_finishes(),
+        ABANDONED,
+        description="a 6001 that still carries a result object (the guide says it is empty)",
+    ),
+    Case(
         "6001-but-passed",
         "6001",
         Outcome.passes(),
@@ -140,12 +160,20 @@ CASES: tuple[Case, ...] = (
     ),
     Case("4000-null-result", "4000", Outcome.never_finishes(), ABANDONED, result="null"),
     Case(
+        "4000-but-failed",
+        "4000",
+        Outcome.fails("205"),
+        _failed("205"),
+        error_code="SYSTEM_ERROR",
+        description="a business error reported after Alibaba had failed the user: the verdict wins",
+    ),
+    Case(
         "4000-undocumented-errorCode",
         "4000",
         Outcome.never_finishes(),
         ABANDONED,
         error_code="Z1234_NEW_CODE",
-        description="the seed's errorCode list is partial",
+        description="the guide's errorCode list is partial",
     ),
     Case(
         "unknown-status",
@@ -164,4 +192,7 @@ CASES: tuple[Case, ...] = (
     ),
 )
 
-CASE_IDS: tuple[str, ...] = tuple(case.id for case in CASES)
+
+def case_by_id(case_id: str) -> Case | None:
+    """The row of :data:`CASES` with this id, or None."""
+    return next((case for case in CASES if case.id == case_id), None)

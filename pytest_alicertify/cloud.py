@@ -3,6 +3,9 @@
 It wraps :class:`flask_alicertify.sandbox.fake.FakeCloud` (the same fake that serves sandbox
 mode, so the kit and the demo can never disagree) and plugs it into pytest-httpx with one
 optional, reusable callback: the user's own ``httpx_mock`` expectations keep working beside it.
+
+The fake answers cloudauth and SAF at once, so the app under test talks to whichever API its
+own ``ALICERTIFY_API`` names; every inspection helper here reads the calls of both.
 """
 
 from __future__ import annotations
@@ -15,19 +18,26 @@ from typing import Any
 
 import httpx
 
+from flask_alicertify.identity import mask_cert_name
+from flask_alicertify.identity import mask_cert_no
 from flask_alicertify.sandbox.fake import Call
 from flask_alicertify.sandbox.fake import FakeCloud
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome
-from flask_alicertify.sandbox.fake import mask
+
+from .options import DEFAULTS
 
 #: Every Alibaba Cloud endpoint the gateways may call (cloudauth and SAF, any region, VPC, dual stack).
 ALIYUN_URL = re.compile(r"^https?://(cloudauth|saf)[a-z0-9.-]*\.aliyuncs\.com(:\d+)?(/.*)?$")
 
+#: Each API's (init, describe) actions, as :attr:`Call.action` names them.
 ACTIONS = {
     "cloudauth": ("InitFaceVerify", "DescribeFaceVerify"),
     "saf": ("ExecuteRequest:init", "ExecuteRequest:query"),
 }
+INIT_ACTIONS = frozenset(init for init, _ in ACTIONS.values())
+DESCRIBE_ACTIONS = frozenset(describe for _, describe in ACTIONS.values())
+_API_OF_ACTION = {action: api for api, actions in ACTIONS.items() for action in actions}
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class InitParams:
     def __repr__(self) -> str:
         return (
             f"InitParams(outer_order_no={self.outer_order_no!r}, scene_id={self.scene_id!r}, "
-            f"cert_name={mask(self.cert_name)!r}, cert_no={mask(self.cert_no)!r}, "
+            f"cert_name={mask_cert_name(self.cert_name)!r}, cert_no={mask_cert_no(self.cert_no)!r}, "
             f"return_url={self.return_url!r}, callback_url={self.callback_url!r})"
         )
 
@@ -60,26 +70,26 @@ class AliCertifyCloud:
     def __init__(
         self,
         *,
-        api: str = "cloudauth",
-        scene_id: str = "1000000006",
-        access_key_id: str = "LTAI5tKitAccessKeyId00001",
-        access_key_secret: str = "alicertify-kit-secret",
-        seed: int | None = None,
+        scene_id: str = DEFAULTS.scene_id,
+        access_key_id: str = DEFAULTS.access_key_id,
+        access_key_secret: str = DEFAULTS.access_key_secret,
+        seed: int | None = DEFAULTS.seed,
     ) -> None:
-        self.api = api
         self.scene_id = scene_id
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.fake = FakeCloud(access_key_id=access_key_id, access_key_secret=access_key_secret, seed=seed)
-        self.init_action, self.describe_action = ACTIONS[api]
 
     # -- wiring ---------------------------------------------------------------------------
 
     @property
     def app_config(self) -> dict[str, Any]:
-        """``ALICERTIFY_*`` settings that point an app at this fake (merge into your test config)."""
+        """``ALICERTIFY_*`` settings that point an app at this fake (merge into your test config).
+
+        The scene id and the key pair only: ``ALICERTIFY_API`` stays the app's own choice, since
+        the fake answers both APIs.
+        """
         return {
-            "ALICERTIFY_API": self.api,
             "ALICERTIFY_SCENE_ID": self.scene_id,
             "ALICERTIFY_ACCESS_KEY_ID": self.access_key_id,
             "ALICERTIFY_ACCESS_KEY_SECRET": self.access_key_secret,
@@ -141,11 +151,22 @@ class AliCertifyCloud:
 
     @property
     def init_calls(self) -> list[Call]:
-        return self.calls_for(self.init_action)
+        """Every Init the app sent: ``InitFaceVerify`` and SAF ``ExecuteRequest:init``."""
+        return [call for call in self.fake.calls if call.action in INIT_ACTIONS]
 
     @property
     def describe_calls(self) -> list[Call]:
-        return self.calls_for(self.describe_action)
+        """Every verdict query: ``DescribeFaceVerify`` and SAF ``ExecuteRequest:query``."""
+        return [call for call in self.fake.calls if call.action in DESCRIBE_ACTIONS]
+
+    @property
+    def api(self) -> str | None:
+        """The API (``"cloudauth"`` or ``"saf"``) of the app's last Init or describe, else None."""
+        for call in reversed(self.fake.calls):
+            found = _API_OF_ACTION.get(call.action)
+            if found is not None:
+                return found
+        return None
 
     @property
     def last_init(self) -> InitParams:
@@ -162,7 +183,7 @@ class AliCertifyCloud:
                     callback_url=session.callback_url,
                     params=dict(call.params),
                 )
-        raise AssertionError(f"no successful {self.init_action} call was made")
+        raise AssertionError("no successful InitFaceVerify (or SAF ExecuteRequest:init) call was made")
 
     def described(self, certify_id: str) -> int:
         """How many times the app asked Alibaba for this session's verdict."""
@@ -170,9 +191,10 @@ class AliCertifyCloud:
 
     def assert_confirmed(self, certify_id: str) -> None:
         """Assert the app confirmed this certify id with Alibaba server-side (not just trusted the client)."""
+        session = self.fake.sessions.get(certify_id)
+        describe = ACTIONS[session.api][1] if session is not None else "DescribeFaceVerify"
         assert self.described(certify_id) > 0, (
-            f"certify id {certify_id} was never confirmed with {self.describe_action}: "
-            "the app trusted the client's claim"
+            f"certify id {certify_id} was never confirmed with {describe}: the app trusted the client's claim"
         )
 
     def callback_url(self, certify_id: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Drive the whole seed flow against a Flask test client, the way the mini-program would.
+"""Drive the whole flow against a Flask test client, the way the mini-program would.
 
 Works with any object that has Flask's test-client ``post(path, json=..., headers=...)`` and
 responses with ``status_code`` and ``get_json()``, so this module never imports Flask.
@@ -42,7 +42,8 @@ def start(
     return_url: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> tuple[str, str, Any]:
-    """POST ``{prefix}/init`` with the seed's exact body; return ``(certify_id, certify_url, response)``."""
+    """POST ``{prefix}/init`` with the body of Alibaba's mini-program guide; return
+    ``(certify_id, certify_url, response)``."""
     params: dict[str, str] = {"certNo": cert_no, "certName": cert_name}
     if return_url is not None:
         params["returnUrl"] = return_url

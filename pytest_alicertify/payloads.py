@@ -18,7 +18,8 @@ def make_verify_result(
     """Build ``{"certifyId", "resultStatus", "result"}``.
 
     By default ``result`` is ``{"certifyId": certify_id}`` plus ``errorCode`` when given; pass
-    ``result=None`` for the null result the seed warns about, or any object to send it verbatim.
+    ``result=None`` for the null result Alibaba's mini-program guide warns about
+    (https://help.aliyun.com/document_detail/144545.html), or any object to send it verbatim.
     """
     if result is _DEFAULT:
         body: dict[str, Any] = {

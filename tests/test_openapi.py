@@ -25,21 +25,31 @@ from flask_alicertify import schemas
 from flask_alicertify.openapi import ERROR_STATUSES
 from flask_alicertify.openapi import OPERATION_ERRORS
 from flask_alicertify.openapi import build_openapi
+from flask_alicertify.sandbox.blueprint import openapi_paths
 
 ERROR_REF = "#/components/schemas/Error"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+#: The error statuses of the sandbox blueprint's operations (its contributor documents them).
+SANDBOX_OPERATION_ERRORS = {
+    ("get", "/sandbox/certify/{certifyId}"): (404,),
+    ("post", "/sandbox/certify/{certifyId}"): (400, 404, 409, 410, 413, 415),
+}
+
+
+def _document(prefix: str = "/alicertify", sandbox: bool = False, **options: Any) -> dict[str, Any]:
+    return build_openapi(prefix, extra_paths=openapi_paths if sandbox else None, **options)
 
 
 @pytest.mark.parametrize("prefix", ["/alicertify", "", "/kyc/v1"])
 @pytest.mark.parametrize("sandbox", [False, True])
 def test_document_is_valid_openapi_3_1(prefix: str, sandbox: bool) -> None:
-    document = build_openapi(prefix, sandbox=sandbox)
+    document = _document(prefix, sandbox)
     validate(document)
     assert document["openapi"] == "3.1.0"
     assert all(path.startswith(prefix + "/") for path in document["paths"])
     # Plain JSON: what the blueprint serves and the docs embed.
     assert json.loads(json.dumps(document)) == document
-    assert build_openapi(prefix, sandbox=sandbox) == document
+    assert _document(prefix, sandbox) == document
 
 
 def _app(prefix: str | None, sandbox: bool) -> Flask:
@@ -79,9 +89,7 @@ def _document_for(app: Flask) -> tuple[dict[str, Any], str]:
     state = app.extensions["alicertify"]["alicertify"]
     prefix = state.settings.url_prefix
     rules = {rule.rule for rule in app.url_map.iter_rules()}
-    document = build_openapi(
-        prefix, sandbox=state.settings.sandbox, openapi_json=prefix + "/openapi.json" in rules
-    )
+    document = _document(prefix, state.settings.sandbox, openapi_json=prefix + "/openapi.json" in rules)
     return document, prefix
 
 
@@ -90,7 +98,7 @@ def test_every_blueprint_route_is_documented_and_nothing_else(app: Flask) -> Non
     real = {
         (method.lower(), _template(rule.rule))
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("alicertify.")
+        if rule.endpoint.split(".")[0] in ("alicertify", "alicertify_sandbox")
         for method in rule.methods or ()
         if method.lower() in HTTP_METHODS
     }
@@ -116,7 +124,10 @@ def test_every_operation_lists_its_errors_with_the_error_shape(app: Flask) -> No
             key = (method, path[len(prefix) :])
             if key[1] == "/openapi.json":
                 continue
-            assert statuses - {200} == set(OPERATION_ERRORS[key]), (method, path)
+            assert statuses - {200} == set({**OPERATION_ERRORS, **SANDBOX_OPERATION_ERRORS}[key]), (
+                method,
+                path,
+            )
             for code, response in operation["responses"].items():
                 if code == "200":
                     continue
@@ -124,10 +135,10 @@ def test_every_operation_lists_its_errors_with_the_error_shape(app: Flask) -> No
                 assert resolved["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
 
 
-def test_design_error_statuses_are_documented() -> None:
-    """DESIGN §2's error column, operation by operation (plus 413/415 wherever JSON is read)."""
-    document = build_openapi(sandbox=True)
-    design = {
+def test_documented_error_statuses_per_operation() -> None:
+    """docs/flow.md's error answers, operation by operation (plus 413/415 wherever JSON is read)."""
+    document = _document(sandbox=True)
+    expected = {
         ("post", "/init"): {400, 401, 403, 429, 502, 503},
         ("post", "/result"): {400, 403, 404, 503},
         ("get", "/result/{certifyId}"): {403, 404},
@@ -135,7 +146,7 @@ def test_design_error_statuses_are_documented() -> None:
         ("get", "/sandbox/certify/{certifyId}"): {404},
         ("post", "/sandbox/certify/{certifyId}"): {400, 404},
     }
-    for (method, path), wanted in design.items():
+    for (method, path), wanted in expected.items():
         listed = {int(code) for code in document["paths"]["/alicertify" + path][method]["responses"]}
         assert wanted <= listed, (method, path, wanted - listed)
         if method == "post":
@@ -200,5 +211,37 @@ def test_openapi_json_route_serves_the_document() -> None:
         response = app.test_client().get("/alicertify/openapi.json")
         assert response.status_code == 200
         assert response.get_json() == build_openapi("/alicertify", openapi_json=True)
+    finally:
+        ext.close(app)
+
+
+def test_every_catalogue_status_is_described_with_its_codes() -> None:
+    """The error responses are read from the catalogue: every status, every code, nothing else."""
+    statuses = {spec.status for spec in errors.CATALOGUE.values()}
+    assert set(ERROR_STATUSES) == statuses
+    for status, (description, codes) in ERROR_STATUSES.items():
+        assert description
+        assert codes and all(errors.CATALOGUE[code].status == status for code in codes)
+    listed = {code for _, codes in ERROR_STATUSES.values() for code in codes}
+    assert listed == set(errors.CATALOGUE)
+
+
+def test_error_responses_name_their_catalogue_codes() -> None:
+    document = _document(sandbox=True)
+    for name, response in document["components"]["responses"].items():
+        status = int(name.removeprefix("Error"))
+        for code, spec in errors.CATALOGUE.items():
+            if spec.status == status:
+                assert code in response["description"], (name, code)
+
+
+def test_sandbox_openapi_json_route_serves_the_sandbox_operations() -> None:
+    app = _app(None, True)
+    ext = AliCertify(app)
+    try:
+        response = app.test_client().get("/alicertify/openapi.json")
+        assert response.status_code == 200
+        assert response.get_json() == _document("/alicertify", sandbox=True)
+        assert "/alicertify/sandbox/certify/{certifyId}" in response.get_json()["paths"]
     finally:
         ext.close(app)

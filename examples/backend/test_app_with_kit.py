@@ -1,6 +1,7 @@
 """How an app's own suite uses the pytest kit: every outcome of the flow, against this app.
 
-``pip install flask-alicertify[pytest]`` gives the fixtures; nothing else to configure.
+``pip install flask-alicertify[pytest]`` gives the fixtures; nothing else to configure. The
+fake answers both of Alibaba's APIs, so the app is tested against the one it is configured for.
 """
 
 import pytest

@@ -1,8 +1,8 @@
 """The gateway seam: what the service needs from Alibaba, independent of which API serves it.
 
 Alibaba documents two server APIs for this flow (cloudauth InitFaceVerify/DescribeFaceVerify and
-SAF ``fin_face_verify``, reference §0), and some teams prefer the official SDK. All three hide
-behind :class:`Gateway`, so the state machine never knows which one it talks to.
+SAF ``fin_face_verify``; docs/apis.md compares them), and some teams prefer the official SDK. All
+three hide behind :class:`Gateway`, so the state machine never knows which one it talks to.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """The ``cloudauth`` gateway: InitFaceVerify / DescribeFaceVerify (Cloudauth 2019-03-07).
 
-Field placement follows the SDK's generated methods (sdk-anatomy §1.1): ``Model`` (with AuthId,
-Crop and FaceContrastPicture, which we do not send) travels in the form body, everything else in
-the query string. Like the SDK, InitFaceVerify always has a form body, possibly empty, and
-DescribeFaceVerify has none.
+Alibaba's pages: InitFaceVerify (https://help.aliyun.com/document_detail/173781.html) and
+DescribeFaceVerify
+(https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/describefaceverify).
+
+Field placement follows the SDK's generated methods
+(``alibabacloud_cloudauth20190307.client.Client.init_face_verify_with_options``): ``Model`` (with
+AuthId, Crop and FaceContrastPicture, which we do not send) travels in the form body, everything
+else in the query string. Like the SDK, InitFaceVerify always has a form body, possibly empty,
+and DescribeFaceVerify has none.
 
 The answer interpretation lives in :func:`init_result` and :func:`verdict` so the ``sdk`` gateway
-reads Alibaba's envelope with exactly the same rules.
+reads Alibaba's envelope with exactly the same rules (both built on :mod:`.envelope`).
 """
 
 from __future__ import annotations
@@ -20,20 +25,28 @@ from .base import GatewayConfig
 from .base import InitRequest
 from .base import InitResult
 from .base import Verdict
-from .errors import CloudBusinessError
+from .envelope import NOT_FINISHED_CODES
+from .envelope import checked_init_result
+from .envelope import not_finished
+from .envelope import require_ok
 from .errors import CloudMalformedResponse
-from .transport import Transport
-from .transport import body_code
-from .transport import body_message
-from .transport import checked_init_result
+from .transport import RpcClient
 
 VERSION = "2019-03-07"
 INIT = "InitFaceVerify"
 DESCRIBE = "DescribeFaceVerify"
 
-#: DescribeFaceVerify codes meaning "no result yet": 424 (not verified / abandoned / in
-#: progress) and 403 (认证未完成), reference §2.4. Polling treats them as pending, not failure.
-NOT_FINISHED_CODES = frozenset({"424", "403"})
+__all__ = [
+    "DESCRIBE",
+    "INIT",
+    "NOT_FINISHED_CODES",
+    "VERSION",
+    "CloudauthGateway",
+    "init_body",
+    "init_query",
+    "init_result",
+    "verdict",
+]
 
 
 def init_query(config: GatewayConfig, request: InitRequest) -> dict[str, Any]:
@@ -57,14 +70,6 @@ def init_body(request: InitRequest) -> dict[str, Any]:
     return {"Model": request.model} if request.model is not None else {}
 
 
-def _business_error(
-    action: str, data: Mapping[str, Any], request_id: str | None, endpoint: str | None
-) -> CloudBusinessError:
-    code = body_code(data)
-    message = body_message(data) or f"{action} returned Code {code}"
-    return CloudBusinessError(message, code=code, request_id=request_id, http_status=200, endpoint=endpoint)
-
-
 def _result_object(
     action: str, data: Mapping[str, Any], request_id: str | None, endpoint: str | None
 ) -> Mapping[str, Any]:
@@ -82,8 +87,7 @@ def _result_object(
 
 def init_result(data: Mapping[str, Any], request_id: str | None, endpoint: str | None = None) -> InitResult:
     """Read an InitFaceVerify answer; raise the typed error for anything but Code 200."""
-    if body_code(data) != "200":
-        raise _business_error(INIT, data, request_id, endpoint)
+    require_ok(INIT, data, request_id, endpoint)
     result = _result_object(INIT, data, request_id, endpoint)
     return checked_init_result(
         result.get("CertifyId"),
@@ -100,11 +104,10 @@ def verdict(data: Mapping[str, Any], request_id: str | None, endpoint: str | Non
     Code 200: finished; passed only when ``Passed == "T"`` (unknown SubCodes are not passed).
     Code 424/403: not finished. Anything else: :class:`CloudBusinessError` with Alibaba's Message.
     """
-    code = body_code(data)
-    if code in NOT_FINISHED_CODES:
-        return Verdict(finished=False, passed=False, request_id=request_id, code=code or "", raw=dict(data))
-    if code != "200":
-        raise _business_error(DESCRIBE, data, request_id, endpoint)
+    pending = not_finished(data, request_id)
+    if pending is not None:
+        return pending
+    require_ok(DESCRIBE, data, request_id, endpoint)
     result = _result_object(DESCRIBE, data, request_id, endpoint)
     sub_code = result.get("SubCode")
     return Verdict(
@@ -118,14 +121,14 @@ def verdict(data: Mapping[str, Any], request_id: str | None, endpoint: str | Non
 
 
 class CloudauthGateway:
-    """InitFaceVerify / DescribeFaceVerify over our own signed httpx transport."""
+    """InitFaceVerify / DescribeFaceVerify over our own signed httpx client."""
 
     api = "cloudauth"
     version = VERSION
 
     def __init__(self, config: GatewayConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        self.transport = Transport(
+        self.transport = RpcClient(
             config.endpoints,
             config.credentials,
             connect_timeout=config.connect_timeout,

@@ -5,7 +5,7 @@ nothing happens at import time. The environment is read when :func:`resolve_cred
 called (so ``monkeypatch.setenv`` and late configuration work), and the optional
 ``alibabacloud_credentials`` package is imported only the first time a request needs a key.
 
-Why the chain is deferred (reference sdk-anatomy §6): importing ``alibabacloud_credentials`` reads
+Why the chain is deferred (see ``alibabacloud_credentials.provider``): importing it reads
 the ``ALIBABA_CLOUD_*`` variables into module globals *at its import*, and building its default
 chain starts an ``APScheduler`` background thread and, on a machine that is not an ECS instance,
 may probe ``100.100.100.200`` with a one second timeout. Neither belongs in ``import flask_alicertify``

@@ -1,7 +1,8 @@
 """Keep personal data out of third-party logs.
 
-The problem (reference sdk-anatomy §1.1): Alibaba's wire format puts ``CertName`` and ``CertNo``
-in the URL query string of InitFaceVerify, and the libraries underneath log request URLs:
+The problem: Alibaba's wire format puts ``CertName`` and ``CertNo`` in the URL query string of
+InitFaceVerify (as the SDK's ``Client.init_face_verify_with_options`` does), and the libraries
+underneath log request URLs:
 
 * ``httpx`` logs ``HTTP Request: POST https://…/?CertName=…&CertNo=… "HTTP/1.1 200 OK"`` at INFO;
 * ``urllib3.connectionpool`` (used by the official SDK through ``requests``) logs the path and

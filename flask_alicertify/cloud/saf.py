@@ -1,6 +1,7 @@
-"""The ``saf`` gateway: ``ExecuteRequest`` with ``Service=fin_face_verify`` (reference §2A).
+"""The ``saf`` gateway: ``ExecuteRequest`` with ``Service=fin_face_verify``.
 
-This is the server API Alibaba documents for the Alipay mini-program (bizCode ``FACE``).
+This is the server API Alibaba pairs with the Alipay mini-program (bizCode ``FACE``; the
+mini-program side is https://help.aliyun.com/document_detail/144545.html).
 Several details are UNCONFIRMED upstream, so the reader accepts every documented reading:
 
 * the envelope as ``Code``/``Data``/``Message``/``RequestId`` (OpenAPI metadata) or
@@ -27,16 +28,19 @@ from .base import GatewayConfig
 from .base import InitRequest
 from .base import InitResult
 from .base import Verdict
-from .errors import CloudBusinessError
+from .envelope import NOT_FINISHED_CODES
+from .envelope import OK_CODE
+from .envelope import body_code
+from .envelope import checked_init_result
+from .envelope import not_finished
+from .envelope import require_ok
 from .errors import CloudMalformedResponse
-from .transport import Transport
-from .transport import body_code
-from .transport import body_message
-from .transport import checked_init_result
+from .transport import RpcClient
+
+__all__ = ["ACTION", "NOT_FINISHED_CODES", "SERVICE", "SafGateway"]
 
 ACTION = "ExecuteRequest"
 SERVICE = "fin_face_verify"
-NOT_FINISHED_CODES = frozenset({"424", "403"})
 
 
 def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
@@ -47,7 +51,7 @@ def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
 
 
 class SafGateway:
-    """SAF ``fin_face_verify`` init / query over our own signed httpx transport."""
+    """SAF ``fin_face_verify`` init / query over our own signed httpx client."""
 
     api = "saf"
     #: ``2019-05-21`` is what the OpenAPI metadata lists today; third-party copies of the old
@@ -60,7 +64,7 @@ class SafGateway:
         endpoints = config.endpoints
         if tuple(endpoints) == DEFAULT_CLOUDAUTH_ENDPOINTS:
             endpoints = DEFAULT_SAF_ENDPOINTS
-        self.transport = Transport(
+        self.transport = RpcClient(
             endpoints,
             config.credentials,
             connect_timeout=config.connect_timeout,
@@ -127,20 +131,9 @@ class SafGateway:
             )
         return data
 
-    @staticmethod
-    def _business_error(
-        method: str, envelope: Mapping[str, Any], request_id: str | None, endpoint: str
-    ) -> CloudBusinessError:
-        code = body_code(envelope)
-        message = body_message(envelope) or f"{ACTION}:{method} returned Code {code}"
-        return CloudBusinessError(
-            message, code=code, request_id=request_id, http_status=200, endpoint=endpoint
-        )
-
     def init(self, request: InitRequest) -> InitResult:
         envelope, request_id, endpoint = self._execute(self.init_parameters(request))
-        if body_code(envelope) != "200":
-            raise self._business_error("init", envelope, request_id, endpoint)
+        require_ok(f"{ACTION}:init", envelope, request_id, endpoint)
         data = self._data("init", envelope, request_id, endpoint)
         return checked_init_result(
             _first(data or {}, "certifyId", "CertifyId"),
@@ -152,16 +145,15 @@ class SafGateway:
 
     def describe(self, certify_id: str) -> Verdict:
         envelope, request_id, endpoint = self._execute(self.query_parameters(certify_id))
-        code = body_code(envelope)
-        if code in NOT_FINISHED_CODES:
-            return Verdict(finished=False, passed=False, request_id=request_id, code=code or "", raw=envelope)
-        if code != "200":
-            raise self._business_error("query", envelope, request_id, endpoint)
+        pending = not_finished(envelope, request_id)
+        if pending is not None:
+            return pending
+        require_ok(f"{ACTION}:query", envelope, request_id, endpoint)
         data = self._data("query", envelope, request_id, endpoint) or {}
         passed = _first(data, "passed", "Passed")
         if passed is None:
             # Code 200 with no verdict: nothing to decide on yet.
-            return Verdict(finished=False, passed=False, request_id=request_id, code="200", raw=envelope)
+            return Verdict(finished=False, passed=False, request_id=request_id, code=OK_CODE, raw=envelope)
         sub_code = _first(data, "subCode", "SubCode")
         return Verdict(
             finished=True,

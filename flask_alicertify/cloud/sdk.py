@@ -3,9 +3,11 @@
 For teams that prefer Alibaba's own ``alibabacloud_cloudauth20190307`` client. It honours the same
 :class:`~.base.Gateway` protocol and raises the same typed errors as the ``cloudauth`` gateway:
 
-* the SDK does not check the body ``Code`` (sdk-anatomy §3), so we do, with the very functions
-  the ``cloudauth`` gateway uses (:func:`.cloudauth.init_result`, :func:`.cloudauth.verdict`);
-* the SDK does not fail over, so we loop over the endpoints ourselves, with the same policy;
+* the SDK does not check the body ``Code`` (``alibabacloud_tea_openapi``'s ``Client.call_api``
+  returns any HTTP 2xx body as it came), so we do, with the very functions the ``cloudauth``
+  gateway uses (:func:`.cloudauth.init_result`, :func:`.cloudauth.verdict`);
+* the SDK does not fail over, so we loop over the endpoints ourselves with the loop our httpx
+  client uses (:func:`.failover.with_failover`);
 * ``ThrottlingException`` -> :class:`CloudThrottled`, ``ClientException`` (4xx) ->
   :class:`CloudRejected`, ``ServerException`` (5xx) and connection errors / timeouts ->
   next endpoint, then :class:`CloudUnavailable`; unparsable answers -> :class:`CloudMalformedResponse`.
@@ -35,15 +37,20 @@ from .cloudauth import DESCRIBE
 from .cloudauth import INIT
 from .cloudauth import init_result
 from .cloudauth import verdict
+from .envelope import body_code
+from .envelope import body_message
+from .envelope import is_throttling
 from .errors import CloudError
 from .errors import CloudMalformedResponse
 from .errors import CloudRejected
 from .errors import CloudThrottled
 from .errors import CloudUnavailable
 from .errors import CredentialsMissing
+from .failover import Failover
+from .failover import server_error
+from .failover import with_failover
 from .redact import install_log_redaction
 from .redact import redact
-from .transport import body_code
 from .transport import normalize_endpoint
 
 INSTALL_HINT = "the 'sdk' gateway needs Alibaba's official client: pip install flask-alicertify[sdk]"
@@ -96,12 +103,6 @@ class _SdkModules:
         self.RetryErrors = (DaraRetryError, TeaRetryError)
 
 
-class _Failover(Exception):
-    def __init__(self, error: CloudError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 def _clean(value: Any) -> str | None:
     """The SDK formats missing fields as the string "None"."""
     if value is None:
@@ -147,14 +148,11 @@ class SdkGateway:
         )
 
     def _call(self, action: str, method_name: str, request: Any) -> tuple[dict[str, Any], str | None, str]:
-        last: CloudError | None = None
-        for endpoint, client in self._clients:
-            try:
-                return self._attempt(action, endpoint, getattr(client, method_name), request)
-            except _Failover as failover:
-                last = failover.error
-        assert last is not None
-        raise CloudUnavailable.after(action, len(self._clients), last) from last
+        return with_failover(
+            action,
+            self._clients,
+            lambda target: self._attempt(action, target[0], getattr(target[1], method_name), request),
+        )
 
     def _attempt(
         self, action: str, endpoint: str, method: Any, request: Any
@@ -165,7 +163,7 @@ class SdkGateway:
         except m.ThrottlingException as exc:
             raise self._throttled(action, endpoint, exc) from exc
         except m.ClientException as exc:
-            if exc.status_code == 429 or str(exc.code or "").startswith("Throttling"):
+            if exc.status_code == 429 or is_throttling(_clean(exc.code)):
                 raise self._throttled(action, endpoint, exc) from exc
             data = exc.data if isinstance(getattr(exc, "data", None), dict) else {}
             message = _clean(data.get("Message", data.get("message"))) or ""
@@ -177,15 +175,16 @@ class SdkGateway:
                 endpoint=endpoint,
             ) from exc
         except m.ServerException as exc:
-            error = CloudUnavailable(
-                f"{action}: server error",
+            failover = server_error(
+                action,
+                None,
                 code=_clean(exc.code),
                 request_id=_clean(exc.request_id),
                 http_status=exc.status_code,
                 endpoint=endpoint,
             )
-            error.__cause__ = exc
-            raise _Failover(error) from exc
+            failover.error.__cause__ = exc
+            raise failover from exc
         except m.UnretryableException as exc:
             inner = exc.inner_exception
             if isinstance(inner, CredentialsMissing):
@@ -194,7 +193,7 @@ class SdkGateway:
             if isinstance(inner, m.RetryErrors):
                 timed_out = "timed out" in text.lower() or "timeout" in text.lower()
                 # Not chained: requests' message carries the full URL (personal data); `text` is redacted.
-                raise _Failover(
+                raise Failover(
                     CloudUnavailable(
                         f"{action}: {'timed out' if timed_out else 'connection failed'}: {text}",
                         code="Timeout" if timed_out else "TransportError",
@@ -205,7 +204,7 @@ class SdkGateway:
         except CloudError:
             raise
         except Exception as exc:  # anything else from inside the SDK: treat like the official sample
-            raise _Failover(
+            raise Failover(
                 CloudUnavailable(
                     f"{action}: {type(exc).__name__}: {redact(str(exc))}", code="SdkError", endpoint=endpoint
                 )
@@ -223,20 +222,20 @@ class SdkGateway:
                 endpoint=endpoint,
             )
         request_id = _clean(data.get("RequestId")) or _clean(headers.get("x-acs-request-id"))
-        if body_code(data) == "500":
-            raise _Failover(
-                CloudUnavailable(
-                    f"{action}: server error: {data.get('Message') or ''}".rstrip(": "),
-                    code="500",
-                    request_id=request_id,
-                    http_status=status,
-                    endpoint=endpoint,
-                )
+        code = body_code(data)
+        if code == "500":
+            raise server_error(
+                action,
+                body_message(data),
+                code=code,
+                request_id=request_id,
+                http_status=status,
+                endpoint=endpoint,
             )
-        if str(body_code(data) or "").startswith("Throttling"):
+        if is_throttling(code):
             raise CloudThrottled(
                 f"{action}: throttled",
-                code=body_code(data),
+                code=code,
                 request_id=request_id,
                 http_status=status,
                 endpoint=endpoint,

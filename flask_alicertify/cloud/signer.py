@@ -1,4 +1,7 @@
-"""Alibaba Cloud V3 request signature (``ACS3-HMAC-SHA256``), reference §5.1.
+"""Alibaba Cloud V3 request signature (``ACS3-HMAC-SHA256``).
+
+The algorithm is Alibaba's "V3版本请求体&签名机制":
+https://help.aliyun.com/zh/sdk/product-overview/v3-request-structure-and-signature
 
 Kept tiny and dependency-free on purpose: it is the one piece that must match Alibaba byte for
 byte, so it is proven against the official SDK's own ``get_authorization`` by a property test

@@ -1,17 +1,19 @@
 """One signed RPC call to Alibaba Cloud over a pooled ``httpx.Client``, with endpoint failover.
 
-The request is built the way the official SDK builds it (reference §5.1, sdk-anatomy §1.2): the
+The request is built the way the official SDK builds it (``alibabacloud_tea_openapi``'s
+``Client.do_rpcrequest``; the V3 signature is described at
+https://help.aliyun.com/zh/sdk/product-overview/v3-request-structure-and-signature): the
 business parameters in the query string (``urlencode``, space as ``+``), form fields in an
 ``application/x-www-form-urlencoded`` body, the V3 ``x-acs-*`` headers, and every header we set
 signed. The ``httpx.Request`` is constructed directly and handed to ``Client.send`` because
 ``Client.build_request`` would add httpx's default headers (``accept: */*``, ``user-agent``,
 ``accept-encoding``, ``connection``) after signing, unsigned and overriding ours.
 
-One ``httpx.Client`` per :class:`Transport`, for the life of the app: building a client costs
+One ``httpx.Client`` per :class:`RpcClient`, for the life of the app: building a client costs
 about 50 ms (SSL context, certifi), and reusing it keeps TCP/TLS connections alive between calls,
-which is where the real latency to Alibaba is (sdk-anatomy §4).
+which is where the real latency to Alibaba is.
 
-Error policy (reference §4 and the official failover sample):
+Error policy (the loop itself is :func:`.failover.with_failover`):
 
 * connect error, timeout, other transport errors, HTTP 5xx, body ``Code`` 500 -> try the next
   endpoint; when none is left, :class:`CloudUnavailable` with the last cause;
@@ -20,7 +22,8 @@ Error policy (reference §4 and the official failover sample):
 * HTTP 4xx -> :class:`CloudRejected`; never failed over (the same request would be rejected again);
 * non-JSON, or JSON that is not an object -> :class:`CloudMalformedResponse` (failed over only
   when the status was 5xx, since that is a gateway error page);
-* HTTP 200 with a business ``Code`` -> returned to the caller, who knows what each code means.
+* HTTP 200 with a business ``Code`` -> returned to the caller, who reads it with
+  :mod:`.envelope`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import json
 import logging
 import ssl
 import time
+import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 from urllib.parse import urlencode
@@ -41,14 +46,31 @@ import httpx
 
 from . import signer
 from .base import CredentialsProvider
-from .base import InitResult
-from .errors import CloudError
+from .envelope import body_code
+from .envelope import body_message
+from .envelope import checked_init_result
+from .envelope import is_throttling
+from .envelope import str_or_none
 from .errors import CloudMalformedResponse
 from .errors import CloudRejected
 from .errors import CloudThrottled
 from .errors import CloudUnavailable
+from .failover import Failover
+from .failover import server_error
+from .failover import with_failover
 from .redact import install_log_redaction
 from .redact import redact
+
+__all__ = [
+    "USER_AGENT",
+    "CallResult",
+    "RpcClient",
+    "body_code",
+    "body_message",
+    "checked_init_result",
+    "default_ssl_context",
+    "normalize_endpoint",
+]
 
 logger = logging.getLogger("flask_alicertify.cloud")
 
@@ -83,40 +105,6 @@ def normalize_endpoint(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def body_code(data: Mapping[str, Any]) -> str | None:
-    """Alibaba's ``Code`` (or SAF's ``code``) as a string; SAF sends it as an integer."""
-    return _str_or_none(data.get("Code", data.get("code")))
-
-
-def body_message(data: Mapping[str, Any]) -> str | None:
-    return _str_or_none(data.get("Message", data.get("message")))
-
-
-def checked_init_result(
-    certify_id: Any, certify_url: Any, *, what: str, request_id: str | None, endpoint: str | None
-) -> InitResult:
-    """An :class:`InitResult` from an answer's two fields, or CloudMalformedResponse if either is
-    missing: a Code 200 without them is not an answer the mini-program can use."""
-    if (
-        not isinstance(certify_id, str)
-        or not certify_id
-        or not isinstance(certify_url, str)
-        or not certify_url
-    ):
-        raise CloudMalformedResponse(
-            f"{what} lacks the certify id or the certify URL",
-            code="200",
-            request_id=request_id,
-            http_status=200,
-            endpoint=endpoint,
-        )
-    return InitResult(certify_id=certify_id, certify_url=certify_url, request_id=request_id)
-
-
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:
     raw = headers.get("x-acs-retry-after")
     if raw is None or raw.strip() == "":
@@ -138,7 +126,7 @@ def default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class Transport:
+class RpcClient:
     """Signs and sends RPC calls; owns one pooled ``httpx.Client``.
 
     ``transport`` is an ``httpx.BaseTransport`` to send through (the fake cloud's, in tests);
@@ -249,16 +237,10 @@ class Transport:
         are the caller's to interpret.
         """
         if self._closed:
-            raise RuntimeError("transport is closed")
-        last: CloudError | None = None
-        for endpoint in self.endpoints:
-            try:
-                return self._attempt(endpoint, action, version, query, body)
-            except _Failover as failover:
-                last = failover.error
-                continue
-        assert last is not None
-        raise CloudUnavailable.after(action, len(self.endpoints), last) from last
+            raise RuntimeError("the RPC client is closed")
+        return with_failover(
+            action, self.endpoints, lambda endpoint: self._attempt(endpoint, action, version, query, body)
+        )
 
     def _attempt(
         self,
@@ -278,7 +260,7 @@ class Transport:
                 f"{action}: timed out ({type(exc).__name__})", code="Timeout", endpoint=endpoint
             )
             error.__cause__ = exc
-            raise _Failover(error) from exc
+            raise Failover(error) from exc
         except httpx.TransportError as exc:
             self._log(action, endpoint, None, None, started, f"transport error ({type(exc).__name__})")
             error = CloudUnavailable(
@@ -287,7 +269,7 @@ class Transport:
                 endpoint=endpoint,
             )
             error.__cause__ = exc
-            raise _Failover(error) from exc
+            raise Failover(error) from exc
 
         status = response.status_code
         header_request_id = response.headers.get("x-acs-request-id")
@@ -305,15 +287,15 @@ class Transport:
                 endpoint=endpoint,
             )
             if status >= 500:
-                raise _Failover(malformed)
+                raise Failover(malformed)
             raise malformed
 
-        request_id = _str_or_none(data.get("RequestId", data.get("requestId"))) or header_request_id
+        request_id = str_or_none(data.get("RequestId", data.get("requestId"))) or header_request_id
         code = body_code(data)
         message = body_message(data) or ""
         self._log(action, endpoint, status, request_id, started, f"code={code}")
 
-        throttling_code = code is not None and code.startswith("Throttling")
+        throttling_code = is_throttling(code)
         retry_after = _retry_after_seconds(response.headers) if status >= 400 or throttling_code else None
         throttled = status == 429 or throttling_code or (status >= 400 and retry_after is not None)
         if throttled:
@@ -326,14 +308,8 @@ class Transport:
                 endpoint=endpoint,
             )
         if status >= 500 or code == "500":
-            raise _Failover(
-                CloudUnavailable(
-                    f"{action}: server error: {message}".rstrip(": "),
-                    code=code,
-                    request_id=request_id,
-                    http_status=status,
-                    endpoint=endpoint,
-                )
+            raise server_error(
+                action, message, code=code, request_id=request_id, http_status=status, endpoint=endpoint
             )
         if 400 <= status < 500:
             raise CloudRejected(
@@ -382,16 +358,27 @@ class Transport:
             self._closed = True
             self._client.close()
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> RpcClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class _Failover(Exception):
-    """Internal: this endpoint failed in a way another endpoint might not."""
+if TYPE_CHECKING:
+    #: Deprecated: the first name of :class:`RpcClient` (see ``__getattr__`` below).
+    Transport = RpcClient
 
-    def __init__(self, error: CloudError) -> None:
-        super().__init__(error.message)
-        self.error = error
+
+def __getattr__(name: str) -> Any:
+    # ``Transport`` was this class's first name; it reads as an httpx transport to every httpx
+    # user, while the class *takes* one. Kept importable for code written against it.
+    if name == "Transport":
+        warnings.warn(
+            "flask_alicertify.cloud.transport.Transport is deprecated and will be removed in the"
+            " next major release; use RpcClient.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return RpcClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

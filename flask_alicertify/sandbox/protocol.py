@@ -26,7 +26,9 @@ SAF_SERVICE = "fin_face_verify"
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json;charset=utf-8"
 
-#: Business ``Code`` texts from reference §1.3 and §2.4 (the same table serves both actions).
+#: Business ``Code`` texts of Alibaba's InitFaceVerify and DescribeFaceVerify return-code tables
+#: (the same table serves both actions; docs/tables.md, ``Code``), e.g.
+#: https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/describefaceverify
 BUSINESS_MESSAGES: Mapping[str, str] = {
     "200": "success",
     "400": "参数不能为空",
@@ -195,6 +197,27 @@ def verify_signature(
             raise GatewayError(400, "MissingSecurityToken", "x-acs-security-token is required for STS keys.")
         if not hmac.compare_digest(token, security_token):
             raise GatewayError(400, "InvalidSecurityToken.Malformed", "The security token is not valid.")
+
+
+def check_gateway(
+    request: httpx.Request,
+    wire: WireRequest,
+    *,
+    access_key_id: str,
+    access_key_secret: str,
+    security_token: str | None,
+) -> None:
+    """Everything the gateway checks before an API sees the request: signature, version, method."""
+    verify_signature(
+        request,
+        wire,
+        access_key_id=access_key_id,
+        access_key_secret=access_key_secret,
+        security_token=security_token,
+    )
+    check_version(wire)
+    if wire.method not in ("GET", "POST"):
+        raise GatewayError(405, "UnsupportedHTTPMethod", "Only GET and POST are supported.")
 
 
 def check_version(wire: WireRequest) -> None:

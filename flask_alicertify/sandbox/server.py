@@ -17,21 +17,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 import httpx
 
 from . import protocol
 
-if TYPE_CHECKING:
-    from .fake import FakeCloud
-
 #: Headers a server owns; never copied from an httpx.Response onto the wire.
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 
 
-def _timeout_response(cloud: FakeCloud, request: httpx.Request) -> httpx.Response:
+class ServedCloud(Protocol):
+    """What the server needs from the cloud it serves (``FakeCloud`` is one).
+
+    ``handle`` answers a request or raises ``httpx.ReadTimeout`` / ``httpx.ConnectError`` for an
+    injected fault; ``timeout_seconds`` is how long a timeout stalls over real HTTP;
+    ``connection_accepted`` is told about every TCP connection the server accepts.
+    """
+
+    timeout_seconds: float
+
+    def handle(self, request: httpx.Request) -> httpx.Response: ...
+
+    def connection_accepted(self) -> None: ...
+
+
+def _timeout_response(request: httpx.Request) -> httpx.Response:
+    """What a gateway answers when the service behind it stalls past its own deadline."""
     return protocol.gateway_error(
         504, "GatewayTimeout", "The request timed out (injected fault).", "", request.headers.get("host", "")
     )
@@ -64,14 +77,19 @@ def request_from_environ(environ: dict[str, Any]) -> httpx.Request:
 
 
 def wsgi_app(
-    cloud: FakeCloud, environ: dict[str, Any], start_response: Callable[..., Any]
+    cloud: ServedCloud, environ: dict[str, Any], start_response: Callable[..., Any]
 ) -> Iterable[bytes]:
+    """Answer one WSGI request from ``cloud``.
+
+    Injected timeouts stall ``timeout_seconds`` and answer 504; a WSGI app cannot drop its
+    connection, so injected connect errors and downed endpoints answer 502 with an empty body.
+    """
     request = request_from_environ(environ)
     try:
         response = cloud.handle(request)
     except httpx.ReadTimeout:
         time.sleep(cloud.timeout_seconds)
-        response = _timeout_response(cloud, request)
+        response = _timeout_response(request)
     except httpx.ConnectError:
         response = httpx.Response(502, content=b"")
     body = response.read()
@@ -89,7 +107,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # joined in server_close(), after their sockets were shut down
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], cloud: FakeCloud) -> None:
+    def __init__(self, address: tuple[str, int], cloud: ServedCloud) -> None:
         self.cloud = cloud
         self.stopping = threading.Event()
         self._open: set[socket.socket] = set()
@@ -105,7 +123,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
             self._open.add(request)
-        self.cloud._connection_accepted()
+        self.cloud.connection_accepted()
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -166,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.stopping.wait(self.server.cloud.timeout_seconds):
                 self.close_connection = True
                 return
-            response = _timeout_response(self.server.cloud, request)
+            response = _timeout_response(request)
         self._write(response)
 
     def _write(self, response: httpx.Response) -> None:
@@ -188,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(cloud: FakeCloud, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve(cloud: ServedCloud, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run the fake on ``http://127.0.0.1:PORT`` in background threads until the block exits."""
     if host != "127.0.0.1":
         raise ValueError("the fake cloud binds to 127.0.0.1 only")

@@ -1,24 +1,59 @@
-"""Turn the ``ALICERTIFY_STORAGE`` setting into a storage object.
+"""Turn the ``ALICERTIFY_STORAGE`` setting into a storage object: the one place that reads it.
 
-The setting may name a built-in backend, point at a class or factory by import path, or be a
-ready-made instance; a wrong value must fail at ``init_app`` time with a message that lists
-what is accepted, not at the first request.
+The setting may name a built-in backend (``"memory"``, ``"sqlalchemy"``, ``"redis"``, in any
+case and with surrounding spaces), point at a class or factory by import path, or be a
+ready-made instance. A wrong value, or a built-in backend without the URL it needs, must fail at
+``init_app`` time with a message that names the key to fix, not at the first request:
+:func:`configured_storage` checks (``Settings.from_mapping`` calls it) and
+:func:`storage_from_config` builds.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigurationError
+from ..errors import StorageConfigError
 from .base import Storage
 
-BUILTIN: dict[str, str] = {
-    "memory": "flask_alicertify.storage.memory:MemoryStorage",
-    "sqlalchemy": "flask_alicertify.storage.sqlalchemy:SQLAlchemyStorage",
-    "redis": "flask_alicertify.storage.redis:RedisStorage",
+__all__ = [
+    "BUILTIN",
+    "CHOICES",
+    "StorageConfigError",
+    "builtin_name",
+    "configured_storage",
+    "load_storage",
+    "storage_from_config",
+]
+
+
+@dataclass(frozen=True)
+class _Backend:
+    target: str
+    #: The package extra that installs the backend's driver.
+    extra: str | None = None
+    #: The setting (without prefix) whose URL the backend is built from, and why it may be missing.
+    url_key: str | None = None
+    url_hint: str = ""
+
+
+_BACKENDS: dict[str, _Backend] = {
+    "memory": _Backend("flask_alicertify.storage.memory:MemoryStorage"),
+    "sqlalchemy": _Backend(
+        "flask_alicertify.storage.sqlalchemy:SQLAlchemyStorage",
+        extra="sqlalchemy",
+        url_key="DATABASE_URL",
+        url_hint=" and the app has no instance path",
+    ),
+    "redis": _Backend("flask_alicertify.storage.redis:RedisStorage", extra="redis", url_key="REDIS_URL"),
 }
 
-_EXTRAS = {"sqlalchemy": "sqlalchemy", "redis": "redis"}
+#: Built-in backend names and the ``module:Class`` each loads.
+BUILTIN: dict[str, str] = {name: backend.target for name, backend in _BACKENDS.items()}
 
 CHOICES = (
     '"memory", "sqlalchemy", "redis", an import path such as "package.module:Class" or '
@@ -26,8 +61,67 @@ CHOICES = (
 )
 
 
-class StorageConfigError(ValueError):
-    """``ALICERTIFY_STORAGE`` (or its options) does not describe a usable storage."""
+def _default_key(name: str) -> str:
+    return "ALICERTIFY_" + name
+
+
+def builtin_name(spec: object) -> str | None:
+    """The built-in backend ``spec`` names (case-insensitive, spaces stripped), or None."""
+    if isinstance(spec, str) and spec.strip().lower() in _BACKENDS:
+        return spec.strip().lower()
+    return None
+
+
+def configured_storage(
+    spec: Any,
+    *,
+    database_url: str | None,
+    redis_url: str | None,
+    key: Callable[[str], str] = _default_key,
+) -> Any:
+    """``spec`` normalised (a built-in name in lower case, other strings stripped), once checked
+    to have the URL it needs; raises :class:`ConfigurationError` naming the missing key.
+
+    ``key`` turns a setting name into the instance's full config key (``Settings.key``).
+    """
+    name = builtin_name(spec)
+    if name is None:
+        return spec.strip() if isinstance(spec, str) else spec
+    backend = _BACKENDS[name]
+    urls = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    if backend.url_key is not None and urls[backend.url_key] is None:
+        raise ConfigurationError(
+            key(backend.url_key), f'is required when {key("STORAGE")} is "{name}"{backend.url_hint}'
+        )
+    return name
+
+
+def storage_from_config(
+    spec: Any,
+    *,
+    database_url: str | None,
+    redis_url: str | None,
+    key: Callable[[str], str] = _default_key,
+    make_dirs: str | None = None,
+) -> Storage:
+    """The storage the ``{prefix}STORAGE`` setting describes, built with the settings' URLs.
+
+    :param make_dirs: a folder to create first when the backend is ``"sqlalchemy"`` (the app's
+        instance folder, which holds the default SQLite file).
+    :raises ConfigurationError: naming the key to fix.
+    """
+    spec = configured_storage(spec, database_url=database_url, redis_url=redis_url, key=key)
+    name = builtin_name(spec)
+    try:
+        if name == "sqlalchemy":
+            if make_dirs:
+                os.makedirs(make_dirs, exist_ok=True)
+            return load_storage(name, url=database_url)
+        if name == "redis":
+            return load_storage(name, url=redis_url)
+        return load_storage(spec)
+    except StorageConfigError as e:
+        raise ConfigurationError(key("STORAGE"), f"is not usable: {e}") from e
 
 
 def _import(path: str) -> Any:
@@ -57,21 +151,20 @@ def load_storage(spec: str | Storage | type | Any, **options: Any) -> Storage:
     and ``"redis"``); they are refused for an instance, which is already configured.
     """
     if isinstance(spec, str):
-        name = spec.strip()
-        if name.lower() in BUILTIN:
-            key = name.lower()
+        name = builtin_name(spec)
+        if name is not None:
+            backend = _BACKENDS[name]
             try:
-                factory = _import(BUILTIN[key])
+                factory = _import(backend.target)
             except StorageConfigError as e:
-                extra = _EXTRAS.get(key)
-                hint = f' (install the "flask-alicertify[{extra}]" extra)' if extra else ""
-                raise StorageConfigError(f"storage {key!r} is not available{hint}: {e}") from e
-            if key == "redis" and "url" in options:
+                hint = f' (install the "flask-alicertify[{backend.extra}]" extra)' if backend.extra else ""
+                raise StorageConfigError(f"storage {name!r} is not available{hint}: {e}") from e
+            if name == "redis" and "url" in options:
                 # Every URL-based backend takes ``url=``; RedisStorage calls it ``url_or_client``.
                 options = dict(options)
                 options["url_or_client"] = options.pop("url")
-        elif "." in name or ":" in name:
-            factory = _import(name)
+        elif "." in spec or ":" in spec:
+            factory = _import(spec.strip())
         else:
             raise StorageConfigError(f"unknown storage {spec!r}; expected {CHOICES}")
         return _instantiate(factory, spec, options)

@@ -77,7 +77,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _start(backend: Backend, token: str) -> tuple[str, str]:
-    """POST /init with the seed's own body; answers (certifyId, absolute certifyUrl)."""
+    """POST /init with the body of Alibaba's mini-program guide; answers (certifyId, absolute certifyUrl)."""
     status, body = backend.request(
         "POST",
         f"{backend.prefix}/init",

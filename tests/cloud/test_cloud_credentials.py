@@ -15,7 +15,7 @@ from flask_alicertify.cloud.credentials import ChainCredentials
 from flask_alicertify.cloud.credentials import StaticCredentials
 from flask_alicertify.cloud.credentials import resolve_credentials
 from flask_alicertify.cloud.errors import CredentialsMissing
-from flask_alicertify.cloud.transport import Transport
+from flask_alicertify.cloud.transport import RpcClient
 
 ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 
@@ -126,7 +126,7 @@ def _capture(provider: Any) -> httpx.Request:
         seen.append(request)
         return httpx.Response(200, json={"Code": "200", "RequestId": "r"})
 
-    with Transport(
+    with RpcClient(
         ["cloudauth.cn-shanghai.aliyuncs.com"], provider, transport=httpx.MockTransport(handler)
     ) as t:
         t.call("DescribeFaceVerify", "2019-03-07", query={"CertifyId": "c", "SceneId": "1"})

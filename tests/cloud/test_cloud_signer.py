@@ -1,8 +1,10 @@
 """The V3 signer: the published test vector, and byte-identity with the official SDK's signer.
 
 The SDK (``alibabacloud_tea_openapi``) is a test dependency only; it is the oracle. We do not
-implement the legacy RPC signature (HMAC-SHA1, ``SignatureVersion=1.0``, reference §5.2):
-Alibaba calls it discontinued and every request we send is V3, so there is no V1 vector here.
+implement the legacy RPC signature (HMAC-SHA1, ``SignatureVersion=1.0``, Alibaba's "V2版本RPC风格
+请求体&签名机制" page): Alibaba no longer recommends it and every request we send is V3
+(https://help.aliyun.com/zh/sdk/product-overview/v3-request-structure-and-signature), so there
+is no legacy vector here.
 """
 
 from __future__ import annotations

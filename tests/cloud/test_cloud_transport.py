@@ -1,4 +1,4 @@
-"""The signed httpx transport on its own: wire format, failover and error mapping (httpx.MockTransport)."""
+"""The signed RPC client on its own: wire format, failover and error mapping (httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from flask_alicertify.cloud.errors import CloudMalformedResponse
 from flask_alicertify.cloud.errors import CloudRejected
 from flask_alicertify.cloud.errors import CloudThrottled
 from flask_alicertify.cloud.errors import CloudUnavailable
-from flask_alicertify.cloud.transport import Transport
+from flask_alicertify.cloud.transport import RpcClient
 from flask_alicertify.cloud.transport import normalize_endpoint
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -52,11 +52,11 @@ class Recorder:
         return [r.url.host for r in self.requests]
 
 
-def make(recorder: Recorder, endpoints: tuple[str, ...] = (A, B)) -> Transport:
-    return Transport(endpoints, CREDS, transport=httpx.MockTransport(recorder))
+def make(recorder: Recorder, endpoints: tuple[str, ...] = (A, B)) -> RpcClient:
+    return RpcClient(endpoints, CREDS, transport=httpx.MockTransport(recorder))
 
 
-def describe(t: Transport) -> tuple[dict[str, object], str | None, str]:
+def describe(t: RpcClient) -> tuple[dict[str, object], str | None, str]:
     return t.call("DescribeFaceVerify", "2019-03-07", query={"CertifyId": "c1", "SceneId": "1000000006"})
 
 
@@ -340,14 +340,14 @@ def test_endpoint_forms() -> None:
 
 def test_full_url_endpoint_sets_host_with_port() -> None:
     rec = Recorder()
-    t = Transport(["http://127.0.0.1:8080"], CREDS, transport=httpx.MockTransport(rec))
+    t = RpcClient(["http://127.0.0.1:8080"], CREDS, transport=httpx.MockTransport(rec))
     describe(t)
     assert str(rec.requests[0].url).startswith("http://127.0.0.1:8080/?")
     assert rec.requests[0].headers["host"] == "127.0.0.1:8080"
 
 
 def test_timeouts_are_per_attempt() -> None:
-    t = Transport([A], CREDS, connect_timeout=1.5, read_timeout=7.0)
+    t = RpcClient([A], CREDS, connect_timeout=1.5, read_timeout=7.0)
     try:
         assert t.timeout == httpx.Timeout(connect=1.5, read=7.0, write=7.0, pool=1.5)
         assert t._client.timeout == t.timeout

@@ -258,6 +258,39 @@ def test_storage_config_errors_name_the_key() -> None:
     assert str(info.value) == "ALICERTIFY_SCENE_ID is required (the scene id from the Alibaba Cloud console)"
 
 
+@pytest.mark.parametrize("spec", ["Redis", " REDIS ", "redis "])
+def test_redis_in_any_case_without_a_url_names_the_url_key(spec: str) -> None:
+    """Once an AttributeError ('NoneType' object has no attribute 'register_script') from init_app."""
+    with pytest.raises(errors.ConfigurationError) as info:
+        AliCertify(make_app(ALICERTIFY_STORAGE=spec), user_loader=header_user)
+    assert info.value.key == "ALICERTIFY_REDIS_URL"
+    assert "ALICERTIFY_STORAGE" in str(info.value)
+
+
+@pytest.mark.parametrize("spec", ["SQLAlchemy", " sqlalchemy", "SQLALCHEMY"])
+def test_sqlalchemy_in_any_case_uses_the_instance_folder(tmp_path: Path, spec: str) -> None:
+    from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
+
+    app = make_app(tmp_path, ALICERTIFY_STORAGE=spec)
+    ext = AliCertify(app, user_loader=header_user)
+    try:
+        assert isinstance(ext.state(app).storage, SQLAlchemyStorage)
+        assert ext.state(app).settings.storage == "sqlalchemy"
+        assert (tmp_path / "instance").is_dir()
+    finally:
+        ext.close(app)
+
+
+def test_settings_built_by_hand_still_need_their_url() -> None:
+    """make_storage checks too, for Settings that did not come from from_mapping."""
+    app = make_app()
+    for spec, key in (("Redis", "KYC_REDIS_URL"), ("SQLAlchemy", "KYC_DATABASE_URL")):
+        settings = Settings(prefix="KYC_", storage=spec)
+        with pytest.raises(errors.ConfigurationError) as info:
+            AliCertify(user_loader=header_user).make_storage(app, settings)
+        assert info.value.key == key
+
+
 def test_storage_instance_in_config() -> None:
     storage = MemoryStorage()
     app = make_app(ALICERTIFY_STORAGE=storage)

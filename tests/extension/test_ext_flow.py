@@ -1,4 +1,4 @@
-"""The seed's flow end to end: Flask test client -> extension -> gateway -> fake Alibaba Cloud."""
+"""The whole flow end to end: Flask test client -> extension -> gateway -> fake Alibaba Cloud."""
 
 from __future__ import annotations
 
@@ -17,95 +17,59 @@ from flask_alicertify.records import Status
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome
 from flask_alicertify.storage.memory import MemoryStorage
+from pytest_alicertify.cases import CASES
+from pytest_alicertify.cases import Case
 
-NULL = None
-SAME = "same"
-
-
-def with_error(code: str) -> Any:
-    return lambda cid: {"certifyId": cid, "errorCode": code}
-
-
-# (resultStatus, result, what Alibaba says, expected status, expected signal after initiated)
-SEED_TABLE = [
-    pytest.param("9000", SAME, Outcome.passes(), "passed", "certify_passed", id="9000-confirmed"),
-    pytest.param("9000", NULL, Outcome.passes(), "passed", "certify_passed", id="9000-null-result"),
-    pytest.param("9000", SAME, Outcome.fails("204"), "failed", "certify_failed", id="9000-but-passed-F"),
-    pytest.param("9000", SAME, Outcome.never_finishes(), "pending", None, id="9000-forged-424"),
-    pytest.param("9000", NULL, Outcome.never_finishes(), "pending", None, id="9000-null-forged-424"),
-    pytest.param("6001", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6001-cancel"),
-    pytest.param(
-        "6001", SAME, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6001-with-result"
-    ),
-    pytest.param("6002", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="6002-network"),
-    pytest.param(
-        "4000",
-        with_error("UNKNOWN_ERROR"),
-        Outcome.never_finishes(),
-        "abandoned",
-        "certify_abandoned",
-        id="4000-UNKNOWN_ERROR",
-    ),
-    pytest.param(
-        "4000",
-        with_error("SYSTEM_ERROR"),
-        Outcome.never_finishes(),
-        "abandoned",
-        "certify_abandoned",
-        id="4000-SYSTEM_ERROR",
-    ),
-    pytest.param(
-        "4000",
-        with_error("USER_IS_NOT_CERTIFY"),
-        Outcome.never_finishes(),
-        "abandoned",
-        "certify_abandoned",
-        id="4000-USER_IS_NOT_CERTIFY",
-    ),
-    pytest.param("4000", NULL, Outcome.never_finishes(), "abandoned", "certify_abandoned", id="4000-null"),
-    pytest.param("8000", NULL, Outcome.never_finishes(), "pending", None, id="unknown-status"),
-    pytest.param("8000", SAME, Outcome.passes(), "passed", "certify_passed", id="unknown-status-passed"),
-    pytest.param(9000, NULL, Outcome.passes(), "passed", "certify_passed", id="9000-unquoted"),
-    pytest.param("6001", NULL, Outcome.passes(), "passed", "certify_passed", id="6001-but-alibaba-passed"),
-    pytest.param(
-        "4000",
-        with_error("SYSTEM_ERROR"),
-        Outcome.fails("205"),
-        "failed",
-        "certify_failed",
-        id="4000-but-alibaba-failed",
-    ),
-]
+#: The signal each outcome of the matrix sends after ``certify_initiated`` (pending sends none).
+SIGNAL = {
+    "passed": "certify_passed",
+    "failed": "certify_failed",
+    "abandoned": "certify_abandoned",
+    "pending": None,
+}
+DESCRIBE = {"cloudauth": "DescribeFaceVerify", "saf": "ExecuteRequest:query"}
 
 
-@pytest.mark.parametrize(("status", "result", "outcome", "expected", "signal"), SEED_TABLE)
-def test_seed_table(
-    h: Harness, status: Any, result: Any, outcome: Outcome, expected: str, signal: str | None
-) -> None:
-    h.cloud.script_next(outcome)
-    cid = h.start(returnUrl="https://www.aliyun.com")
-    body_result = result(cid) if callable(result) else result
-    response = h.result(cid, status, body_result)
-    assert response.status_code == 200, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"certifyId", "status", "passed", "subCode", "message", "retryable", "clientStatus"}
-    assert body["certifyId"] == cid
-    assert body["status"] == expected
-    assert body["passed"] is (expected == "passed")
-    assert body["clientStatus"] == str(status)
-    assert isinstance(body["message"], str) and body["message"]
-    record = h.record(cid)
-    assert record.status == Status(expected)
-    assert record.client_status == str(status)
-    if callable(result):
-        assert record.client_error_code == body_result["errorCode"]
-    # Alibaba was asked exactly once, with the stored certify id.
-    describes = h.cloud.calls_for("DescribeFaceVerify")
-    assert [c.certify_id for c in describes] == [cid]
-    assert h.names() == ["certify_initiated"] + ([signal] if signal else [])
-    if signal:
-        assert h.events[-1][1] is h.app
-        assert h.events[-1][2].status == Status(expected)
+@pytest.mark.parametrize("api", ["cloudauth", "saf"])
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_outcome_matrix(case: Case, api: str) -> None:
+    """Every row of the kit's matrix (:data:`pytest_alicertify.cases.CASES`), through the extension."""
+    with harness(api=api, ALICERTIFY_API=api) as h:
+        case.script(h.cloud)
+        cid = h.start(returnUrl="https://www.aliyun.com")
+        payload = case.payload(cid)
+        response = h.result(cid, payload["resultStatus"], payload["result"])
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        case.check(body)
+        expected = case.expected.status
+        assert set(body) == {
+            "certifyId",
+            "status",
+            "passed",
+            "subCode",
+            "message",
+            "retryable",
+            "clientStatus",
+        }
+        assert body["certifyId"] == cid
+        assert body["status"] == expected
+        assert body["passed"] is (expected == "passed")
+        assert body["clientStatus"] == str(case.result_status)
+        assert isinstance(body["message"], str) and body["message"]
+        record = h.record(cid)
+        assert record.status == Status(expected)
+        assert record.client_status == str(case.result_status)
+        if case.error_code is not None:
+            assert record.client_error_code == case.error_code
+        # Alibaba was asked exactly once, with the stored certify id (never the client's result.certifyId).
+        describes = h.cloud.calls_for(DESCRIBE[api])
+        assert [c.certify_id for c in describes] == [cid]
+        signal = SIGNAL[expected]
+        assert h.names() == ["certify_initiated"] + ([signal] if signal else [])
+        if signal:
+            assert h.events[-1][1] is h.app
+            assert h.events[-1][2].status == Status(expected)
 
 
 def test_failed_verdict_carries_subcode_message_and_retryable(h: Harness) -> None:
@@ -328,7 +292,9 @@ def test_init_upstream_failure_keeps_the_record(h: Harness, fault: Fault, status
     ("fault", "code"),
     [
         pytest.param(Fault.http(503), "upstream_unavailable", id="http-503"),
-        pytest.param(Fault.throttle(retry_after=1.0), "upstream_throttled", id="throttle"),
+        # A throttled describe is "try again shortly" (503 with Retry-After); upstream_throttled
+        # (429) is Init's own code.
+        pytest.param(Fault.throttle(retry_after=1.0), "upstream_unavailable", id="throttle"),
         pytest.param(Fault.malformed(), "upstream_unavailable", id="malformed"),
         pytest.param(Fault.connect_error(), "upstream_unavailable", id="connect-error"),
     ],
@@ -444,7 +410,7 @@ def test_client_return_url_refused_without_allowed_hosts() -> None:
 # -- identity ---------------------------------------------------------------------------------------
 
 
-def test_seed_request_shape_is_accepted(h: Harness) -> None:
+def test_the_guides_request_shape_is_accepted(h: Harness) -> None:
     body = {
         "serviceParameters": {"certNo": CERT_NO, "certName": "张先生", "returnUrl": "https://www.aliyun.com"}
     }
@@ -453,7 +419,7 @@ def test_seed_request_shape_is_accepted(h: Harness) -> None:
     assert set(response.get_json()) == {"certifyId", "certifyUrl"}
 
 
-def test_seed_placeholder_without_identity_loader_is_400(h: Harness) -> None:
+def test_the_guides_placeholder_without_identity_loader_is_400(h: Harness) -> None:
     response = h.init(certNo=SEED_PLACEHOLDER_NO)
     assert response.status_code == 400
     assert "certNo" in response.get_json()["error"]["fields"]["serviceParameters"]

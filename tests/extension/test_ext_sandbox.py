@@ -92,6 +92,30 @@ def test_a_decided_session_cannot_be_decided_again() -> None:
     assert again.get_json()["error"]["code"] == "sandbox_session_closed"
 
 
+def test_an_expired_session_is_410_with_its_own_code() -> None:
+    app = make_app()
+    client = app.test_client()
+    certify_id, _ = start(client)
+    cloud = app.extensions["alicertify"]["alicertify"].sandbox_cloud
+    now = cloud.clock()
+    cloud.clock = lambda: now + 31 * 60
+    r = client.post(f"/alicertify/sandbox/certify/{certify_id}", json={"outcome": "pass"})
+    assert r.status_code == 410
+    assert r.get_json()["error"]["code"] == "sandbox_session_expired"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_sandbox_errors_are_json_in_the_chosen_language() -> None:
+    client = make_app(ALICERTIFY_LANGUAGE="en").test_client()
+    certify_id, _ = start(client)
+    r = client.post(f"/alicertify/sandbox/certify/{certify_id}", data="x", content_type="text/plain")
+    assert r.status_code == 415
+    assert r.get_json()["error"] == {
+        "code": "unsupported_media_type",
+        "message": "Send the body as application/json.",
+    }
+
+
 def test_unknown_session_is_404() -> None:
     client = make_app().test_client()
     assert client.get("/alicertify/sandbox/certify/" + "0" * 32).status_code == 404

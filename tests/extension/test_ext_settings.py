@@ -1,4 +1,4 @@
-"""``Settings.from_mapping``: every DESIGN §3 key, its default, and errors that name the key."""
+"""``Settings.from_mapping``: every key of docs/configuration.md, its default, and errors naming the key."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def error_for(config: dict[str, Any], **kw: Any) -> ConfigurationError:
     return info.value
 
 
-def test_defaults_of_design_section_3(tmp_path: Any) -> None:
+def test_defaults(tmp_path: Any) -> None:
     s = load(instance_path=str(tmp_path), testing=False)
     assert (s.access_key_id, s.access_key_secret, s.security_token) == (None, None, None)
     assert s.scene_id == "1000000006"
@@ -153,6 +153,21 @@ def test_storage_needs_its_url() -> None:
     assert e.key == "ALICERTIFY_REDIS_URL"
     e = error_for({"ALICERTIFY_STORAGE": "sqlalchemy"}, instance_path=None)
     assert e.key == "ALICERTIFY_DATABASE_URL"
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"), [("Redis", "ALICERTIFY_REDIS_URL"), (" SQLAlchemy ", "ALICERTIFY_DATABASE_URL")]
+)
+def test_storage_names_are_case_insensitive(spec: str, key: str) -> None:
+    assert error_for({"ALICERTIFY_STORAGE": spec}, instance_path=None).key == key
+    urls = {"ALICERTIFY_REDIS_URL": "redis://x", "ALICERTIFY_DATABASE_URL": "sqlite://"}
+    assert load({"ALICERTIFY_STORAGE": spec, **urls}).storage == spec.strip().lower()
+
+
+def test_other_storage_specs_are_kept() -> None:
+    assert load({"ALICERTIFY_STORAGE": " package.module:Class "}).storage == "package.module:Class"
+    instance = object()
+    assert load({"ALICERTIFY_STORAGE": instance}).storage is instance
 
 
 def test_pii_key_needs_secret_key_or_explicit_key() -> None:

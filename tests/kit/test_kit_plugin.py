@@ -154,8 +154,8 @@ def test_marker_levels(pytester: pytest.Pytester) -> None:
         """
         import pytest
 
-        # Suite-wide defaults: a marker on the session node is the farthest, so module,
-        # class and test markers still override it key by key.
+        # A marker on the session node is the farthest, so module, class and test markers
+        # still override it key by key (the alicertify_options fixture is the documented form).
         def pytest_collection_modifyitems(session, items):
             session.add_marker(pytest.mark.alicertify(scene_id="111"))
         """
@@ -164,16 +164,22 @@ def test_marker_levels(pytester: pytest.Pytester) -> None:
         """
         import pytest
 
-        pytestmark = pytest.mark.alicertify(api="saf")
+        pytestmark = pytest.mark.alicertify(seed=7)
 
         def test_module_level(alicertify_cloud):
-            assert alicertify_cloud.api == "saf"
+            assert alicertify_cloud.fake.seed == 7
             assert alicertify_cloud.scene_id == "111"
 
-        @pytest.mark.alicertify(api="cloudauth", scene_id="222")
+        @pytest.mark.alicertify(seed=8, scene_id="222")
         def test_function_wins(alicertify_cloud):
-            assert alicertify_cloud.api == "cloudauth"
+            assert alicertify_cloud.fake.seed == 8
             assert alicertify_cloud.app_config["ALICERTIFY_SCENE_ID"] == "222"
+
+        class TestClassLevel:
+            pytestmark = pytest.mark.alicertify(scene_id="333")
+
+            def test_class_between_module_and_test(self, alicertify_cloud):
+                assert (alicertify_cloud.scene_id, alicertify_cloud.fake.seed) == ("333", 7)
 
         @pytest.mark.alicertify(bogus=1)
         def test_unknown_option(alicertify_cloud):
@@ -181,7 +187,7 @@ def test_marker_levels(pytester: pytest.Pytester) -> None:
         """
     )
     result = pytester.runpytest("--strict-markers")
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*unknown option(s) bogus*"])
 
 

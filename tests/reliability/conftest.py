@@ -30,7 +30,7 @@ orphan: true
 
 Measured by `make reliability` (`ALICERTIFY_RELIABILITY=full pytest tests/reliability -s`), which
 writes this page; `make test` runs the same tests at reduced sizes and never rewrites it. Each row
-is one test of `tests/reliability/` (issue 7); the test fails when its target is missed.
+is one test of `tests/reliability/`; the test fails when its target is missed.
 
 """
 

@@ -47,9 +47,9 @@ FAULTS = (
     Fault.throttle(retry_after=0.5),
     Fault.error("417"),
 )
-#: Faults the transport fails over (reference §4): the next endpoint is tried.
+#: Faults the transport fails over (flask_alicertify/cloud/failover.py): the next endpoint is tried.
 FAILOVER = frozenset(FAULTS[:8])
-#: Statuses an answer may have when upstream misbehaves (DESIGN §2; a 400 is Alibaba refusing the
+#: Statuses an answer may have when upstream misbehaves (docs/tables.md; a 400 is Alibaba refusing the
 #: identity, business Code 417); 500 never.
 ALLOWED = {"init": {200, 400, 429, 502, 503}, "result": {200, 503}, "read": {200}}
 

@@ -42,6 +42,7 @@ from support.reliability import size
 
 from flask_alicertify import AliCertify
 from flask_alicertify.openapi import build_openapi
+from flask_alicertify.sandbox.blueprint import openapi_paths
 from flask_alicertify.storage import MemoryStorage
 
 REQUESTS = size(2000, 240)
@@ -98,10 +99,9 @@ def fuzz() -> Iterator[App]:
 def document_for(h: App) -> dict[str, Any]:
     """The document of the routes this app has (sandbox and openapi.json when registered)."""
     rules = {rule.rule for rule in h.app.url_map.iter_rules()}
+    sandbox = any(rule.startswith(PREFIX + "/sandbox/") for rule in rules)
     return build_openapi(
-        PREFIX,
-        sandbox=any(rule.startswith(PREFIX + "/sandbox/") for rule in rules),
-        openapi_json=PREFIX + "/openapi.json" in rules,
+        PREFIX, extra_paths=openapi_paths if sandbox else None, openapi_json=PREFIX + "/openapi.json" in rules
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +12,15 @@ import httpx
 import pytest
 
 from flask_alicertify.cloud import signer
+from flask_alicertify.identity import mask_cert_name
+from flask_alicertify.identity import mask_cert_no
 from flask_alicertify.sandbox import FakeCloud
 from flask_alicertify.sandbox import Fault
 from flask_alicertify.sandbox import Outcome
+from flask_alicertify.sandbox import SessionDecided
 from flask_alicertify.sandbox import SessionExpired
 from flask_alicertify.sandbox import sign_request
+from flask_alicertify.sandbox.fake import mask
 
 SCENE = "1000000006"
 CERT_NO = "330103199001011234"
@@ -476,6 +481,75 @@ def test_saf_wrong_service_and_unknown_id(wire: Wire) -> None:
     assert wire.saf({"method": "query", "certifyId": cloudauth_id, "sceneId": SCENE})["Code"] == 406
 
 
+def test_one_fake_answers_both_apis_at_once(cloud: FakeCloud, wire: Wire) -> None:
+    """Whatever an app is configured for, the same fake serves cloudauth and SAF side by side."""
+    cloud.script_next(Outcome.passes())
+    cloud.script_next(Outcome.fails("201"))
+    cloudauth_id = wire.init_id()
+    saf_id = wire.saf(saf_init_params())["Data"]["certifyId"]
+    assert wire.describe(cloudauth_id)["ResultObject"]["Passed"] == "T"
+    query = wire.saf({"method": "query", "certifyId": saf_id, "sceneId": SCENE})
+    assert (query["Data"]["passed"], query["Data"]["subCode"]) == ("F", "201")
+    assert wire.describe(saf_id)["Code"] == "406"  # each API knows only its own certify ids
+    assert {s.api for s in cloud.sessions.values()} == {"cloudauth", "saf"}
+    assert [c.action for c in cloud.calls] == [
+        "InitFaceVerify",
+        "ExecuteRequest:init",
+        "DescribeFaceVerify",
+        "ExecuteRequest:query",
+        "DescribeFaceVerify",
+    ]
+
+
+def test_complete_refusals_are_the_fakes_own_exceptions(cloud: FakeCloud, wire: Wire) -> None:
+    certify_id = wire.init_id()
+    cloud.complete(certify_id)
+    wire.describe(certify_id)
+    with pytest.raises(SessionDecided, match="already described") as info:
+        cloud.complete(certify_id, passed=False)
+    assert isinstance(info.value, ValueError)  # what callers caught before it had a name
+    with pytest.raises(SessionDecided):
+        cloud.script(certify_id, Outcome.fails())
+
+
+def test_the_default_clock_is_read_through_the_standard_library_at_call_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """freezegun replaces ``time.time``; a fake that captured the function would not see it."""
+    cloud = FakeCloud()
+    w = Wire(cloud)
+    certify_id = w.init_id()
+    created = cloud.sessions[certify_id].created_at
+    monkeypatch.setattr(time, "time", lambda: created + 30 * 60)
+    assert cloud.is_expired(certify_id)
+    with pytest.raises(SessionExpired):
+        cloud.complete(certify_id)
+    w.client.close()
+
+
+def test_time_machine_travel_moves_the_fake() -> None:
+    time_machine = pytest.importorskip("time_machine")
+    with time_machine.travel(1_800_000_000.0, tick=False) as traveller:
+        cloud = FakeCloud()
+        w = Wire(cloud)
+        certify_id = w.init_id()
+        assert cloud.sessions[certify_id].created_at == 1_800_000_000.0
+        traveller.shift(30 * 60 - 1)
+        assert not cloud.is_expired(certify_id)
+        traveller.shift(1)
+        assert cloud.is_expired(certify_id)
+        assert w.describe(certify_id)["Code"] == "424"
+        w.client.close()
+
+
+def test_masking_is_the_identity_modules_rule(cloud: FakeCloud, wire: Wire) -> None:
+    assert mask is mask_cert_no
+    certify_id = wire.init_id()
+    text = repr(cloud.sessions[certify_id]) + repr(cloud.calls)
+    assert mask_cert_no(CERT_NO) in text and mask_cert_name(CERT_NAME) in text
+    assert "张*丰" not in text  # the old rule kept a name's last character
+
+
 # -- faults ---------------------------------------------------------------------------------
 
 
@@ -678,7 +752,8 @@ def test_concurrent_inits_get_unique_ids() -> None:
 
 
 def test_sign_request_matches_the_reference_test_vector() -> None:
-    """§5.1 vector: our helper must lay out the request exactly as the signer expects."""
+    """The signer's test vector (tests/cloud/test_cloud_signer.py): our helper lays the request out
+    exactly as the signer expects."""
     request = sign_request(
         "InitFaceVerify",
         access_key_id="testAK",

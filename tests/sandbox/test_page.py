@@ -101,7 +101,7 @@ def _parse(page: str) -> _Collector:
             {"outcome": "business_error", "errorCode": "SYSTEM_ERROR"},
             ("business_error", None, "SYSTEM_ERROR"),
         ),
-        # the seed's list is partial: an undocumented but code-shaped errorCode is accepted
+        # Alibaba's list is partial (部分错误码): an undocumented but code-shaped errorCode is accepted
         ({"outcome": "business_error", "errorCode": "NEW_CODE_2"}, ("business_error", None, "NEW_CODE_2")),
     ],
 )
@@ -161,11 +161,11 @@ def test_cloud_completion() -> None:
 
 
 def test_verify_result_mapping() -> None:
-    assert outcome_to_verify_result("pass", certify_id=CID, sub_code="200") == {
+    assert outcome_to_verify_result("pass", certify_id=CID) == {
         "resultStatus": "9000",
         "result": {"certifyId": CID},
     }
-    assert outcome_to_verify_result("fail", certify_id=CID, sub_code="205") == {
+    assert outcome_to_verify_result("fail", certify_id=CID) == {
         "resultStatus": "4000",
         "result": {"certifyId": CID, "errorCode": "UNKNOWN_ERROR"},
     }
@@ -186,7 +186,7 @@ def test_verify_result_mapping() -> None:
 @pytest.mark.parametrize("outcome", OUTCOMES)
 def test_verify_result_is_json_and_never_leaks_the_sub_code(outcome: str) -> None:
     parsed = parse_outcome_body({"outcome": outcome})
-    result = outcome_to_verify_result(parsed[0], certify_id=CID, sub_code=parsed[1], error_code=parsed[2])
+    result = outcome_to_verify_result(parsed[0], certify_id=CID, error_code=parsed[2])
     text = json.dumps(result)
     assert json.loads(text) == result
     assert set(result) == {"resultStatus", "result"}

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
+from flask_alicertify.errors import ConfigurationError
 from flask_alicertify.storage import MemoryStorage
 from flask_alicertify.storage import Storage
 from flask_alicertify.storage import load_storage
 from flask_alicertify.storage.loader import StorageConfigError
+from flask_alicertify.storage.loader import builtin_name
+from flask_alicertify.storage.loader import configured_storage
+from flask_alicertify.storage.loader import storage_from_config
 
 
 class CustomStorage(MemoryStorage):
@@ -96,7 +100,11 @@ import sys
 sys.modules["sqlalchemy"] = None
 sys.modules["redis"] = None
 import flask_alicertify.storage as s
+from flask_alicertify.errors import ConfigurationError
 from flask_alicertify.storage.loader import StorageConfigError
+from flask_alicertify.storage.loader import builtin_name
+from flask_alicertify.storage.loader import configured_storage
+from flask_alicertify.storage.loader import storage_from_config
 assert s.MemoryStorage
 for name, extra in (("sqlalchemy", "sqlalchemy"), ("redis", "redis")):
     try:
@@ -110,3 +118,56 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_builtin_names_are_recognised_in_one_place() -> None:
+    assert [builtin_name(s) for s in ("memory", " Redis", "SQLAlchemy ", "REDIS")] == [
+        "memory",
+        "redis",
+        "sqlalchemy",
+        "redis",
+    ]
+    assert builtin_name("package.module:Class") is None
+    assert builtin_name(MemoryStorage()) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [("Redis", "APP_REDIS_URL"), ("sqlalchemy", "APP_DATABASE_URL"), (" REDIS ", "APP_REDIS_URL")],
+)
+def test_a_builtin_backend_without_its_url_names_the_key(spec: str, key: str) -> None:
+    for check in (configured_storage, storage_from_config):
+        with pytest.raises(ConfigurationError) as info:
+            check(spec, database_url=None, redis_url=None, key=lambda name: "APP_" + name)
+        assert info.value.key == key
+        assert "APP_STORAGE" in str(info.value)
+
+
+def test_storage_from_config_builds_with_the_settings_urls(tmp_path: Path) -> None:
+    from flask_alicertify.storage.redis import RedisStorage
+    from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
+
+    folder = tmp_path / "instance"
+    url = f"sqlite:///{folder / 'db.sqlite3'}"
+    storage = storage_from_config(" SQLAlchemy", database_url=url, redis_url=None, make_dirs=str(folder))
+    try:
+        assert isinstance(storage, SQLAlchemyStorage) and folder.is_dir()
+    finally:
+        storage.close()
+    redis_storage = storage_from_config("Redis", database_url=None, redis_url="redis://127.0.0.1:6379/5")
+    try:
+        assert isinstance(redis_storage, RedisStorage)
+        assert redis_storage.client.connection_pool.connection_kwargs["db"] == 5
+    finally:
+        redis_storage.close()
+    assert type(storage_from_config("Memory", database_url=None, redis_url=None)) is MemoryStorage
+    with pytest.raises(ConfigurationError) as info:
+        storage_from_config("nope", database_url=None, redis_url=None)
+    assert info.value.key == "ALICERTIFY_STORAGE"
+    assert isinstance(info.value.__cause__, StorageConfigError)
+
+
+def test_storage_config_error_lives_in_errors() -> None:
+    from flask_alicertify import errors
+
+    assert StorageConfigError is errors.StorageConfigError

@@ -45,7 +45,10 @@ CERT_NO = "11010519491231002X"
 CERT_NO_2 = "440306199001011236"
 CERT_NAME = "张三"
 CERT_NAME_2 = "欧阳娜娜"
-SEED_PLACEHOLDER_NO = "1******************9"
+#: The masked ID number Alibaba's mini-program guide sends as a placeholder
+#: (https://help.aliyun.com/document_detail/144545.html).
+PLACEHOLDER_NO = "1******************9"
+SEED_PLACEHOLDER_NO = PLACEHOLDER_NO
 
 
 class FakeClock:

@@ -2,7 +2,7 @@
 
 Kept out of conftest.py so test modules (and processes spawned by them) can import it by name.
 
-Sizes: ``ALICERTIFY_RELIABILITY=full`` runs the sizes issue 7 asks for; anything else runs the
+Sizes: ``ALICERTIFY_RELIABILITY=full`` runs the sizes docs/reliability.md reports; anything else runs the
 reduced sizes ``make test`` can afford (the whole suite well under 90 s on 2 cores). Each test
 reports one figure line through :func:`report`; the conftest prints them at the end of the run
 and, at full size only, writes them to ``docs/reliability.md``.

@@ -4,7 +4,7 @@
 //
 // * my.request makes real HTTP requests (node:http) to the backend;
 // * my.call('startBizService', {name: 'open-certify'}) plays the user on Alibaba's page: it
-//   POSTs the scenario's outcome to {prefix}/sandbox/certify/<certifyId> (DESIGN §2) and calls
+//   POSTs the scenario's outcome to {prefix}/sandbox/certify/<certifyId> (docs/quickstart.md) and calls
 //   back with the verifyResult that endpoint returns (optionally with result forced to null, or
 //   with a forged resultStatus);
 // * my.alert / my.showToast / setData are recorded.
@@ -301,8 +301,9 @@ const SCENARIOS = [
     },
   },
   {
-    // The seed's exact init body, returnUrl included (the demo allows www.aliyun.com).
-    name: 'seed_body_with_return_url',
+    // The exact init body of Alibaba's mini-program guide, returnUrl included (the demo allows
+    // www.aliyun.com): https://help.aliyun.com/document_detail/144545.html
+    name: 'guide_body_with_return_url',
     config: { returnUrl: 'https://www.aliyun.com' },
     outcomes: [pass],
     expect(t) {
@@ -613,8 +614,8 @@ class Checks {
   placeholdersSent() {
     const body = this.initBody();
     if (!this.ok(body && body.serviceParameters, 'an init body')) return;
-    this.equal(body.serviceParameters.certNo, PLACEHOLDER_CERT_NO, 'empty inputs send the seed placeholder certNo');
-    this.equal(body.serviceParameters.certName, PLACEHOLDER_CERT_NAME, 'empty inputs send the seed placeholder certName');
+    this.equal(body.serviceParameters.certNo, PLACEHOLDER_CERT_NO, 'empty inputs send the placeholder certNo');
+    this.equal(body.serviceParameters.certName, PLACEHOLDER_CERT_NAME, 'empty inputs send the placeholder certName');
   }
 
   httpErrorShown(status, title) {
