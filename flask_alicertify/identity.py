@@ -16,14 +16,17 @@ import hmac
 import re
 import unicodedata
 from datetime import date
+from typing import Any
 
 __all__ = [
     "InvalidIdentity",
+    "Sensitive",
     "cert_no_digest",
     "check_digit",
     "is_placeholder",
     "mask_cert_name",
     "mask_cert_no",
+    "reveal",
     "validate_cert_name",
     "validate_cert_no",
 ]
@@ -186,3 +189,64 @@ def is_placeholder(value: object) -> bool:
     and never sent to Alibaba or validated as a real number.
     """
     return isinstance(value, str) and "*" in value
+
+
+class Sensitive:
+    """A clear ID number or name that never shows itself: ``repr``, ``str`` and formatting mask it.
+
+    Why a wrapper and not a ``str``: error trackers record the local variables of every frame of
+    a traceback (``traceback.TracebackException(capture_locals=True)``, sentry-sdk's default), and
+    loggers format whatever they are given. Carried as :class:`Sensitive` from the request schema
+    (or the identity loader) to the wire encoder, a clear value appears in no frame's ``repr``;
+    only :meth:`reveal`, called where the value must really be used (validation, the digest, the
+    request body sent to Alibaba), gives it back.
+    """
+
+    __slots__ = ("_masked", "_value")
+
+    def __init__(self, value: str, *, kind: str = "cert_no") -> None:
+        if isinstance(value, Sensitive):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise TypeError(f"Sensitive wraps a str, got {type(value).__name__}")
+        if kind not in ("cert_no", "cert_name"):
+            raise ValueError(f"kind must be 'cert_no' or 'cert_name', got {kind!r}")
+        self._value = value
+        self._masked = mask_cert_no(value) if kind == "cert_no" else mask_cert_name(value)
+
+    def reveal(self) -> str:
+        """The clear value. Call it only where the value is used, never to log or display it."""
+        return self._value
+
+    @property
+    def masked(self) -> str:
+        return self._masked
+
+    def __repr__(self) -> str:
+        return f"Sensitive({self._masked!r})"
+
+    def __str__(self) -> str:
+        return self._masked
+
+    def __format__(self, spec: str) -> str:
+        return format(self._masked, spec)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sensitive):
+            return hmac.compare_digest(self._value.encode("utf-8"), other._value.encode("utf-8"))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(("Sensitive", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:
+        # Pickling (multiprocessing, caches) would carry the clear value somewhere unplanned.
+        raise TypeError("Sensitive values cannot be pickled")
+
+
+def reveal(value: str | Sensitive) -> str:
+    """The clear text of ``value``, whether it is a :class:`Sensitive` or already a ``str``."""
+    return value.reveal() if isinstance(value, Sensitive) else value
