@@ -20,7 +20,7 @@ install: $(STAMP)
 
 # The example backend in sandbox mode: the whole flow with no Alibaba account.
 demo: $(STAMP)
-	ALICERTIFY_SANDBOX=true PORT=$(PORT) $(BIN)/python examples/backend/app.py
+	ALICERTIFY_SANDBOX=true DEMO_LOGIN=1 PORT=$(PORT) $(BIN)/python examples/backend/app.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,8 @@
-"""``python -m bench [p1 …] [--tiny] [--no-write]``: run figures, print, write, exit 1 on a miss."""
+"""``python -m bench [p1 …] [--tiny] [--no-write] [--baseline PATH]``: run, print, write, exit 1 on a miss.
+
+``--baseline PATH --label TEXT`` writes the run to PATH instead (the page's "before" column, read
+from ``bench/baseline.json``): run it from an older checkout with this ``bench/`` copied in.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import argparse
 import importlib
 import sys
 import traceback
+from pathlib import Path
 
 from . import FIGURES
 from .common import Figure
 from .report import print_table
+from .report import render
 from .report import write_all
+from .report import write_baseline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave results.json and docs alone"
     )
+    parser.add_argument("--baseline", metavar="PATH", help="write the results to PATH (a baseline) only")
+    parser.add_argument("--label", default="an earlier checkout", help="what the baseline was run on")
+    parser.add_argument(
+        "--render", action="store_true", help="rebuild docs/benchmarks.md from results.json; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        render()
+        return 0
     keys = [k.lower() for k in args.figures] or list(FIGURES)
     unknown = [k for k in keys if k not in FIGURES]
     if unknown:
@@ -39,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         figures.append(figure)
         print(f"  {key}: {figure.seconds:.1f} s, {'met' if figure.met else 'MISSED'}", file=sys.stderr)
     print_table(figures)
-    if not args.no_write and not args.tiny:
+    if args.baseline and not args.tiny:
+        write_baseline(figures, Path(args.baseline), args.label)
+    elif not args.no_write and not args.tiny:
         write_all(figures)
     if failed:
         print(f"figure(s) that crashed: {', '.join(failed)}", file=sys.stderr)

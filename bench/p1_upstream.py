@@ -154,7 +154,13 @@ def polls_pending(
                 assert _poll(r, certify_id)["status"] == "pending"
                 r.clock.advance(step)
             r.cloud.complete(certify_id, passed=True)
-            assert _post_result(r, certify_id)["status"] == "passed"
+            body = _post_result(r, certify_id)
+            if body["status"] != "passed":
+                # A poll described less than an interval ago (the describe budget), so the post
+                # answered the stored state; the page polls once more after the interval.
+                r.clock.advance(2.0 if interval is None else interval)
+                body = _poll(r, certify_id)
+            assert body["status"] == "passed"
             per_scan.setdefault(f"{scan:g}s", []).append(len(r.cloud.calls) - before)
             r.clock.advance(60.0)
         average = len(r.cloud.calls) / sessions

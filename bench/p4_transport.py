@@ -97,7 +97,7 @@ def connections(calls: int, api: str = "cloudauth") -> int:
         stats = servers.stats()
         if stats["calls"][0] != calls:
             raise RuntimeError(f"the fake saw {stats['calls'][0]} calls, expected {calls}")
-        return stats["connections"][0]
+        return int(stats["connections"][0])
 
 
 def run(size: Size = "full") -> Figure:

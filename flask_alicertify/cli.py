@@ -1,4 +1,4 @@
-"""``flask alicertify ...``: schema setup, one-off describe, and the reconcile job.
+"""``flask alicertify ...``: schema setup, one-off describe, and the jobs (reconcile, redact, purge).
 
 Each extension instance gets its own command group named after it (``flask alicertify``, or
 ``flask kyc`` for ``AliCertify(name="kyc")``). Output never contains clear personal data: the
@@ -7,7 +7,6 @@ describe command prints masked forms only, as stored.
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import timedelta
 from typing import Any
@@ -16,20 +15,12 @@ import click
 from flask.cli import AppGroup
 
 from .cloud.errors import CloudError
+from .config_values import parse_duration as parse_duration
+from .errors import SchemaManagedByMigrations
 from .reconcile import ReconcileItem
+from .reconcile import ReconcileReport
 from .state import State
 from .state import get_state
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: str) -> timedelta:
-    """``"10m"``, ``"90s"``, ``"2h"``, ``"1d"`` or plain seconds."""
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 10m, 2h, 1d)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 class Duration(click.ParamType[timedelta]):
@@ -59,7 +50,10 @@ def make_cli(name: str) -> AppGroup:
         if create_all is None:
             click.echo(f"{type(storage).__name__} needs no schema; nothing to do.")
             return
-        create_all()
+        try:
+            create_all()
+        except SchemaManagedByMigrations as e:
+            raise click.ClickException(str(e)) from e
         click.echo(f"Created the records table for {storage!r}.")
 
     @group.command("describe")
@@ -81,7 +75,17 @@ def make_cli(name: str) -> AppGroup:
                 ("name", record.cert_name_masked or "-"),
                 ("ID number", record.cert_no_masked or "-"),
                 ("client status", record.client_status or "-"),
+                ("sandbox", "yes (simulated, proves nothing)" if record.sandbox else "no"),
                 ("created", record.created_at.isoformat(timespec="seconds")),
+            ]
+            rows += [
+                (label, when.isoformat(timespec="seconds"))
+                for label, when in (
+                    ("signal delivered", record.delivered_at),
+                    ("deleted at Alibaba", record.deleted_at),
+                    ("purged", record.purged_at),
+                )
+                if when is not None
             ]
         rows += [
             ("finished", "yes" if verdict.finished else "no"),
@@ -100,29 +104,88 @@ def make_cli(name: str) -> AppGroup:
         show_default=True,
         help="Re-describe non-terminal records not updated for this long (90s, 10m, 2h, 1d).",
     )
+    @click.option(
+        "--redeliver-after",
+        type=Duration(),
+        default="60s",
+        show_default=True,
+        help="Re-send outcome signals that terminal records changed this long ago still lack.",
+    )
     @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
-    def reconcile(older_than: timedelta, limit: int | None) -> None:
-        """Re-describe stale records; expire those past the 30-minute certify-id lifetime plus grace."""
-        # On a terminal one line is rewritten in place; in a log (cron, CI) each record gets a line.
-        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        counter = {"n": 0}
+    def reconcile(older_than: timedelta, redeliver_after: timedelta, limit: int | None) -> None:
+        """Re-describe stale records; expire those past the 30-minute certify-id lifetime plus grace;
+        re-send undelivered outcome signals; with DELETE_AT_ALIBABA, delete results at Alibaba."""
+        with _Progress("reconcile") as progress:
+            report = state().service.reconcile(
+                older_than=older_than, redeliver_after=redeliver_after, limit=limit, progress=progress
+            )
+        click.echo(_summary("reconcile", report))
 
-        def progress(item: ReconcileItem) -> None:
-            counter["n"] += 1
-            line = f"reconcile: {counter['n']} checked, last {item.record_id} {item.before} -> {item.after}"
-            click.echo(("\r" + line) if tty else line, nl=not tty, err=True)
+    @group.command("redact")
+    @click.option(
+        "--older-than",
+        type=Duration(),
+        default="0s",
+        show_default=True,
+        help="Only records that reached their outcome at least this long ago.",
+    )
+    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
+    def redact(older_than: timedelta, limit: int | None) -> None:
+        """Delete the results of finished verifications at Alibaba (DeleteFaceVerifyResult)."""
+        st = state()
+        if not st.settings.delete_at_alibaba:
+            raise click.ClickException(
+                f"{st.settings.key('DELETE_AT_ALIBABA')} is off: nothing is deleted at Alibaba"
+            )
+        with _Progress("redact") as progress:
+            report = st.service.redact(older_than=older_than, limit=limit, progress=progress)
+        click.echo(_summary("redact", report))
 
-        report = state().service.reconcile(older_than=older_than, limit=limit, progress=progress)
-        if tty and report.checked:
-            click.echo(err=True)
-        outcomes = report.by_outcome()
-        statuses = report.by_status()
-        rows = [(f"outcome: {k}", str(v)) for k, v in sorted(outcomes.items())]
-        rows += [(f"status now: {k}", str(v)) for k, v in sorted(statuses.items())]
-        rows.append(("checked", str(report.checked)))
-        click.echo(_table(("reconcile", "records"), rows))
+    @group.command("purge")
+    @click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
+    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
+    def purge(dry_run: bool, limit: int | None) -> None:
+        """Clear the ID-number digest and masked identity of records older than the retention."""
+        st = state()
+        if st.settings.retention is None:
+            raise click.ClickException(f"{st.settings.key('RETENTION')} is not set: every record is kept")
+        with _Progress("purge (dry run)" if dry_run else "purge") as progress:
+            report = st.service.purge(dry_run=dry_run, limit=limit, progress=progress)
+        click.echo(_summary("purge", report))
 
     return group
+
+
+class _Progress:
+    """The progress line on stderr: rewritten in place on a terminal, one line per record in a log
+    (cron, CI)."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.count = 0
+        self.tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __call__(self, item: ReconcileItem) -> None:
+        self.count += 1
+        line = (
+            f"{self.job}: {self.count} checked, last {item.record_id} {item.step} "
+            f"{item.before} -> {item.after} ({item.outcome})"
+        )
+        click.echo(("\r" + line) if self.tty else line, nl=not self.tty, err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tty and self.count:
+            click.echo(err=True)
+
+
+def _summary(job: str, report: ReconcileReport) -> str:
+    rows = [(f"outcome: {k}", str(v)) for k, v in sorted(report.by_outcome().items())]
+    rows += [(f"status now: {k}", str(v)) for k, v in sorted(report.by_status().items())]
+    rows.append(("checked", str(report.checked)))
+    return _table((job, "records"), rows)
 
 
 def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> str:

@@ -42,15 +42,19 @@ __all__ = [
     "ConfigurationError",
     "CredentialsMissing",
     "ErrorSpec",
+    "FieldMessage",
     "Forbidden",
     "IdentityMismatch",
     "IdentityNotVerifiable",
     "InvalidCallbackToken",
+    "InvalidCertName",
     "InvalidIdentity",
     "InvalidInput",
     "InvalidReturnUrl",
     "NotFound",
     "SandboxConflict",
+    "SandboxNeedsSharedServer",
+    "SchemaManagedByMigrations",
     "ServiceError",
     "StorageConfigError",
     "TooManyFailures",
@@ -60,6 +64,7 @@ __all__ = [
     "UpstreamMalformed",
     "UpstreamThrottled",
     "UpstreamUnavailable",
+    "VerificationRequired",
 ]
 
 
@@ -95,10 +100,17 @@ CATALOGUE: Mapping[str, ErrorSpec] = _catalogue(
     ErrorSpec(
         "identity_not_verifiable", 400, "该身份无法进行刷脸认证", "This identity cannot be verified by face."
     ),
+    ErrorSpec(
+        "invalid_cert_name",
+        400,
+        "姓名无效，请填写身份证上的姓名",
+        "The name is not valid; enter the name on the ID card.",
+    ),
     ErrorSpec("bad_request", 400, "请求格式不正确", "The request is malformed."),
     ErrorSpec("unauthenticated", 401, "请先登录", "Sign in first."),
     ErrorSpec("forbidden", 403, "无权访问该认证记录", "This verification belongs to someone else."),
     ErrorSpec("invalid_callback_token", 403, "回调令牌无效", "The callback token is missing or wrong."),
+    ErrorSpec("verification_required", 403, "请先完成实人认证", "Complete identity verification first."),
     ErrorSpec("unknown_certify_id", 404, "认证记录不存在", "No verification has this certifyId."),
     ErrorSpec("not_found", 404, "请求的地址不存在", "Not Found"),
     ErrorSpec("method_not_allowed", 405, "不支持该请求方法", "This method is not allowed here."),
@@ -151,6 +163,13 @@ CATALOGUE: Mapping[str, ErrorSpec] = _catalogue(
         "认证服务暂时不可用，请稍后重试",
         "The verification service is unavailable; try again later.",
     ),
+    ErrorSpec(
+        "sandbox_needs_shared_server",
+        503,
+        "沙箱模式需要共享的沙箱服务器",
+        "This server runs several processes: sandbox mode needs the shared sandbox server "
+        "(python -m flask_alicertify.sandbox) and ALICERTIFY_SANDBOX set to its URL.",
+    ),
 )
 
 #: The codes of Werkzeug's HTTP errors (routing, body parsing), keyed by their status.
@@ -182,6 +201,21 @@ def http_error_spec(status: int, name: str) -> ErrorSpec:
     return ErrorSpec(snake, status, name, name)
 
 
+class FieldMessage(str):
+    """A ``fields`` message: the English text (what the string is) with its Chinese one as ``zh``.
+
+    ``fields`` are localised like ``message`` when the answer is built; a message raised as a
+    plain ``str`` is looked up in the blueprint's translation table instead.
+    """
+
+    zh: str
+
+    def __new__(cls, en: str, zh: str) -> FieldMessage:
+        message = super().__new__(cls, en)
+        message.zh = zh
+        return message
+
+
 class ConfigurationError(ValueError):
     """An ``ALICERTIFY_*`` setting is missing or wrong. Raised by ``init_app``, never per request.
 
@@ -197,6 +231,22 @@ class ConfigurationError(ValueError):
 
 class StorageConfigError(ValueError):
     """``ALICERTIFY_STORAGE`` (or its options) does not describe a usable storage."""
+
+
+class SchemaManagedByMigrations(RuntimeError):
+    """The records table lives in the app's Flask-SQLAlchemy metadata, so migrations own it.
+
+    Raised by ``SQLAlchemyStorage.create_all()`` (and so ``flask alicertify init-db``) instead of
+    creating the table behind Alembic's back: a later ``flask db upgrade`` would then fail with
+    ``DuplicateTable``. The message names ``flask db upgrade``, the command to run instead.
+    """
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"the table {table!r} is part of the app's Flask-SQLAlchemy metadata and managed by "
+            "migrations: create it with `flask db migrate` and `flask db upgrade`, not init-db"
+        )
+        self.table = table
 
 
 class ServiceError(Exception):
@@ -259,6 +309,18 @@ class InvalidReturnUrl(InvalidInput, code="invalid_return_url"):
 
 class IdentityMismatch(InvalidInput, code="identity_mismatch"):
     pass
+
+
+class InvalidCertName(InvalidInput, code="invalid_cert_name"):
+    """A name made only of invisible, filler or combining characters (nothing Alibaba could match)."""
+
+
+class VerificationRequired(ServiceError, code="verification_required"):
+    """``@certify.verified_required``: the signed-in user has no passed verification."""
+
+
+class SandboxNeedsSharedServer(ServiceError, code="sandbox_needs_shared_server"):
+    """``ALICERTIFY_SANDBOX = True`` (the in-process fake) under a multi-process server."""
 
 
 class UnsupportedMediaType(ServiceError, code="unsupported_media_type"):

@@ -23,6 +23,7 @@ __all__ = [
     "Sensitive",
     "cert_no_digest",
     "check_digit",
+    "is_ignorable",
     "is_placeholder",
     "mask_cert_name",
     "mask_cert_no",
@@ -42,7 +43,32 @@ _NAME_DOTS = frozenset("\u00b7\u2022\u30fb\u2027")
 _NAME_SPACES = frozenset(" \u3000")
 #: Parts of letters joined by one dot (spaces allowed around it) or by spaces.
 _NAME_SHAPE = re.compile(r"L+(?:(?:S*DS*|S+)L+)*")
+#: A letter with the combining marks that belong to it (Vietnamese stacks two; four is generous).
+_MARKED_LETTER = re.compile(r"LM{1,4}")
 _MAX_NAME = 64
+#: Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt, UAX #44): characters
+#: that render as nothing. They include the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0), which
+#: Unicode counts as *letters*, and the variation selectors, which it counts as *marks*, so a name
+#: of them passes a letters-and-marks rule while showing nothing a person or Alibaba could match.
+_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
 
 
 class InvalidIdentity(ValueError):
@@ -110,14 +136,25 @@ def validate_cert_no(value: object) -> str:
     return cert_no
 
 
+def is_ignorable(ch: str) -> bool:
+    """Whether ``ch`` is a Default_Ignorable_Code_Point: it renders as nothing."""
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
+
+
 def _char_class(ch: str) -> str:
-    """``L`` letter (any script, with combining marks), ``D`` middle dot, ``S`` space, ``X`` other."""
+    """``L`` letter, ``M`` combining mark, ``D`` middle dot, ``S`` space, ``I`` invisible, ``X`` other."""
     if ch in _NAME_DOTS:
         return "D"
     if ch in _NAME_SPACES:
         return "S"
-    if unicodedata.category(ch)[0] in ("L", "M"):
+    if is_ignorable(ch):
+        return "I"
+    category = unicodedata.category(ch)[0]
+    if category == "L":
         return "L"
+    if category == "M":
+        return "M"
     return "X"
 
 
@@ -125,7 +162,11 @@ def validate_cert_name(value: object) -> str:
     """The stripped name: 1–64 letters (CJK or Latin), with ``·``/``•``/spaces between parts.
 
     Digits, punctuation and control characters are refused, and so is a separator at either
-    end or two dots in a row. The name is otherwise kept as typed: Alibaba compares it verbatim.
+    end or two dots in a row. So are characters that render as nothing (Hangul fillers,
+    variation selectors, zero-width characters) and combining marks without a letter before
+    them: such a name reaches no one's ID card, only a billed Init that cannot pass. The name is
+    otherwise kept as typed (an accented letter may be precomposed or decomposed): Alibaba
+    compares it verbatim.
     """
     if not isinstance(value, str):
         raise InvalidIdentity("cert_name_type", "姓名必须是文本", "The name must be a string.")
@@ -137,11 +178,26 @@ def validate_cert_name(value: object) -> str:
             "cert_name_length", "姓名不能超过64个字符", "The name must be at most 64 characters."
         )
     classes = "".join(_char_class(ch) for ch in name)
+    if "I" in classes:
+        raise InvalidIdentity(
+            "cert_name_invisible",
+            "姓名包含不可见的字符",
+            "The name contains invisible characters.",
+        )
     if "X" in classes:
         raise InvalidIdentity(
             "cert_name_charset",
             "姓名只能包含文字，名字各部分之间可以用·分隔",
             "The name may contain only letters, with · or spaces between its parts.",
+        )
+    # A combining mark belongs to the letter before it ("Zoë" typed as e + U+0308): marks with no
+    # letter to sit on (a name of U+0301 alone, or after a space) display as nothing legible.
+    classes = _MARKED_LETTER.sub("L", classes)
+    if "M" in classes:
+        raise InvalidIdentity(
+            "cert_name_marks",
+            "姓名中的附加符号没有对应的文字",
+            "A combining mark in the name has no letter to attach to.",
         )
     if not _NAME_SHAPE.fullmatch(classes):
         raise InvalidIdentity(

@@ -44,9 +44,10 @@ STATUS_DESCRIPTIONS: Mapping[int, str] = {
     400: "The body or query does not have the documented shape, or a value is not acceptable; "
     "`fields` says which and why.",
     401: "Nobody is signed in (and anonymous use is not allowed).",
-    403: "The record belongs to another user, or the callback token is missing or wrong.",
-    404: "No record has this certifyId (or the sandbox is off).",
-    405: "The route does not take this method.",
+    403: "The record belongs to another user, or the callback token is missing or wrong (and, from an "
+    "app's own view decorated with verified_required, the user has not passed verification).",
+    404: "No record has this certifyId, no route under the prefix has this path (or the sandbox is off).",
+    405: "The route does not take this method (the Allow header lists the ones it takes).",
     409: "Sandbox only: this session already has a verdict.",
     410: "Sandbox only: this session's 30 minutes are over.",
     413: "The body is larger than ALICERTIFY_MAX_BODY_SIZE.",
@@ -56,7 +57,7 @@ STATUS_DESCRIPTIONS: Mapping[int, str] = {
     500: "An unexpected error on the server.",
     502: "Alibaba answered with something unusable (business error, rejection, malformed answer).",
     503: "Alibaba cannot be reached right now (or throttles describe: see Retry-After); the record is "
-    "kept and can be confirmed later.",
+    "kept and can be confirmed later. Sandbox only: the in-process sandbox under a multi-process server.",
 }
 
 #: Error statuses with their description and the catalogue codes each can carry.
@@ -68,6 +69,8 @@ ERROR_STATUSES: Mapping[int, tuple[str, Sequence[str]]] = MappingProxyType(
 )
 
 _BODY = ("bad_request", "body_too_large", "unsupported_media_type")
+#: Answered by every route of the main blueprint when the in-process sandbox runs multi-process.
+_SANDBOX = ("sandbox_needs_shared_server",)
 
 #: The catalogue codes each operation can answer, keyed by ``(method, path below the prefix)``.
 #: The body codes (400 bad_request, 413, 415) apply wherever a JSON body is read.
@@ -75,6 +78,7 @@ OPERATION_CODES: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("post", "/init"): (
         "invalid_input",
         "invalid_return_url",
+        "invalid_cert_name",
         "identity_mismatch",
         "identity_not_verifiable",
         *_BODY,
@@ -86,6 +90,7 @@ OPERATION_CODES: Mapping[tuple[str, str], tuple[str, ...]] = {
         "upstream_error",
         "upstream_malformed",
         "upstream_unavailable",
+        *_SANDBOX,
     ),
     ("post", "/result"): (
         "invalid_input",
@@ -94,13 +99,22 @@ OPERATION_CODES: Mapping[tuple[str, str], tuple[str, ...]] = {
         "forbidden",
         "unknown_certify_id",
         "upstream_unavailable",
+        *_SANDBOX,
     ),
-    ("get", "/result/{certifyId}"): ("invalid_input", "unauthenticated", "forbidden", "unknown_certify_id"),
+    ("get", "/result/{certifyId}"): (
+        "invalid_input",
+        "unauthenticated",
+        "forbidden",
+        "unknown_certify_id",
+        *_SANDBOX,
+    ),
+    ("get", "/status"): ("unauthenticated", *_SANDBOX),
     ("get", "/callback"): (
         "invalid_input",
         "invalid_callback_token",
         "unknown_certify_id",
         "upstream_unavailable",
+        *_SANDBOX,
     ),
 }
 
@@ -166,6 +180,27 @@ class ResultResponseSchema(Schema):
     )
 
 
+class StatusResponseSchema(Schema):
+    """``GET {prefix}/status``: the signed-in user's verification state."""
+
+    verified = fields.Boolean(
+        required=True, metadata={"description": "True when the user has a passed verification."}
+    )
+    status = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf([s.value for s in Status]),
+        metadata={"description": "The status of the passed record, else of the latest one; null if none."},
+    )
+    certify_id = fields.String(data_key="certifyId", required=True, allow_none=True)
+    verified_at = fields.DateTime(
+        data_key="verifiedAt",
+        required=True,
+        allow_none=True,
+        metadata={"description": "When the verification passed (ISO 8601), or null."},
+    )
+
+
 class CallbackResponseSchema(Schema):
     ok = fields.Boolean(required=True, validate=validate.Equal(True))
 
@@ -218,6 +253,7 @@ def build_openapi(
         ("ResultRequest", schemas.ResultSchema),
         ("InitResponse", InitResponseSchema),
         ("ResultResponse", ResultResponseSchema),
+        ("StatusResponse", StatusResponseSchema),
         ("CallbackResponse", CallbackResponseSchema),
         ("ErrorDetail", ErrorDetailSchema),
         ("Error", ErrorSchema),
@@ -282,6 +318,16 @@ def build_openapi(
                     "200": ok("The record's state.", "ResultResponse"),
                     **errors("get", "/result/{certifyId}"),
                 },
+            }
+        },
+    )
+    spec.path(
+        path=prefix + "/status",
+        operations={
+            "get": {
+                "operationId": "getStatus",
+                "summary": "The signed-in user's verification state: verified, and the record behind it.",
+                "responses": {"200": ok("The user's state.", "StatusResponse"), **errors("get", "/status")},
             }
         },
     )
@@ -360,6 +406,8 @@ def _custom_fields(self: Any, field: fields.Field[Any], ret: dict[str, Any]) -> 
         return {"type": ["string", "integer", *nullable]}
     if isinstance(field, schemas.MetaInfo):
         return {"type": ["string", "object", *nullable]}
+    if isinstance(field, schemas.SensitiveText):
+        return {"type": ["string", *nullable], "maxLength": field.max_length}
     return {}
 
 

@@ -1,7 +1,8 @@
 """Input policy: what a start request may contain, decided before anything is stored or sent.
 
-* :func:`resolve_identity`: the name and ID number to verify, from the app's profile (the client's
-  values must then be absent, placeholders, or equal) or from the client;
+* :func:`resolve_identity`: the name and ID number to verify (as :class:`~.identity.Sensitive`),
+  from the app's profile (the client's values must then be absent, placeholders, or equal) or
+  from the client;
 * :func:`allowed_return_url`: the configured return URL, or a client one that is https on an
   allowed host;
 * :func:`new_callback_token` / :func:`callback_token_digest` / :func:`callback_token_matches`:
@@ -24,14 +25,17 @@ from collections.abc import Set
 from contextlib import contextmanager
 from datetime import datetime
 from datetime import timedelta
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import AttemptsExhausted
-from .errors import IdentityMismatch
+from .errors import InvalidCertName
 from .errors import InvalidInput
 from .errors import InvalidReturnUrl
 from .identity import InvalidIdentity
+from .identity import Sensitive
 from .identity import is_placeholder
+from .identity import reveal
 from .identity import validate_cert_name
 from .identity import validate_cert_no
 from .storage.base import Storage
@@ -47,62 +51,75 @@ _LOCK_STRIPES = 64
 
 # -- identity ---------------------------------------------------------------------------------
 
+#: A client value: clear text, or wrapped so that no frame's ``repr`` shows it.
+Value = str | Sensitive
+
+
+class Identity(NamedTuple):
+    """The name and ID number to verify, validated and wrapped; ``mismatch`` is True when the
+    client sent a real value that differs from the app's profile (the request is then refused,
+    and recorded as an attempt)."""
+
+    name: Sensitive
+    number: Sensitive
+    mismatch: bool = False
+
 
 def resolve_identity(
-    cert_name: str | None, cert_no: str | None, profile: tuple[str, str] | None
-) -> tuple[str, str]:
-    """The validated ``(name, number)`` to send, from the profile or from the client.
+    cert_name: Value | None, cert_no: Value | None, profile: tuple[Value, Value] | None
+) -> Identity:
+    """The validated name and number to send, from the profile or from the client.
 
     ``profile`` is ``(cert_name, cert_no)`` from the app's identity loader: it replaces the
     client's values, which must then be absent, placeholders (``1******************9``), or
-    equal to it (else 400 ``identity_mismatch``).
+    equal to it. A difference is reported as ``mismatch`` rather than raised, and never says
+    which value differs or how: an answer that named the field let a caller recover a stored ID
+    number digit by digit. Both values are always compared, in constant time.
     """
     if profile is not None:
         try:
-            name = validate_cert_name(profile[0])
-            number = validate_cert_no(profile[1])
+            name = Sensitive(validate_cert_name(reveal(profile[0])), kind="cert_name")
+            number = Sensitive(validate_cert_no(reveal(profile[1])), kind="cert_no")
         except InvalidIdentity as e:
             logger.warning("identity_loader returned an invalid identity (%s)", e.code)
             raise InvalidInput(
                 "账户中的身份信息无效", "The identity stored for this account is not valid."
             ) from None
-        _must_match("certNo", cert_no, number, validate_cert_no)
-        _must_match("certName", cert_name, name, validate_cert_name)
-        return name, number
+        same_number = _matches(cert_no, number, validate_cert_no)
+        same_name = _matches(cert_name, name, validate_cert_name)
+        return Identity(name, number, mismatch=not (same_number and same_name))
     missing: dict[str, list[str]] = {}
-    if cert_no is None or not cert_no.strip():
+    if cert_no is None or not reveal(cert_no).strip():
         missing["certNo"] = ["Missing data for required field."]
-    if cert_name is None or not cert_name.strip():
+    if cert_name is None or not reveal(cert_name).strip():
         missing["certName"] = ["Missing data for required field."]
     if missing:
         raise InvalidInput("请填写姓名和身份证号码", fields={"serviceParameters": missing})
     assert cert_no is not None and cert_name is not None
-    number = _validated("certNo", cert_no, validate_cert_no)
-    name = _validated("certName", cert_name, validate_cert_name)
-    return name, number
-
-
-def _validated(name: str, value: str, validator: Callable[[object], str]) -> str:
     try:
-        return validator(value)
+        number = Sensitive(validate_cert_no(reveal(cert_no)), kind="cert_no")
     except InvalidIdentity as e:
         raise InvalidInput(
-            e.message_zh, e.message_en, fields={"serviceParameters": {name: [e.message_en]}}
+            e.message_zh, e.message_en, fields={"serviceParameters": {"certNo": [e.message_en]}}
         ) from None
-
-
-def _must_match(name: str, client: str | None, expected: str, validator: Callable[[object], str]) -> None:
-    """A real client value must equal the profile's; absent and placeholder values are ignored."""
-    if client is None or not client.strip() or is_placeholder(client):
-        return
     try:
-        same = validator(client) == expected
+        name = Sensitive(validate_cert_name(reveal(cert_name)), kind="cert_name")
+    except InvalidIdentity as e:
+        raise InvalidCertName(
+            e.message_zh, e.message_en, fields={"serviceParameters": {"certName": [e.message_en]}}
+        ) from None
+    return Identity(name, number)
+
+
+def _matches(client: Value | None, expected: Sensitive, validator: Callable[[object], str]) -> bool:
+    """Whether a client value agrees with the profile's: absent and placeholder values do."""
+    if client is None or not reveal(client).strip() or is_placeholder(reveal(client)):
+        return True
+    try:
+        # Sensitive's == compares in constant time.
+        return Sensitive(validator(reveal(client)), kind="cert_no") == expected
     except InvalidIdentity:
-        same = False
-    if not same:
-        raise IdentityMismatch(
-            fields={"serviceParameters": {name: ["Does not match the identity on the account."]}}
-        )
+        return False
 
 
 # -- return URL -------------------------------------------------------------------------------
@@ -111,12 +128,16 @@ def _must_match(name: str, client: str | None, expected: str, validator: Callabl
 def allowed_return_url(client_value: str | None, *, configured: str | None, hosts: Set[str]) -> str | None:
     """The configured return URL, else an allowed client one (https, listed host), else None.
 
-    A client URL is refused (400 ``invalid_return_url``) unless it is plain https on one of
-    ``hosts``: no credentials, no whitespace, control characters or backslashes that browsers
-    and URL parsers read differently.
+    With neither setting, a client's URL is dropped, not refused: an Alipay mini-program comes
+    back through the ``open-certify`` callback, never through ``returnUrl``, and Alibaba's own
+    sample body sends one. Once either setting exists, a client URL is refused (400
+    ``invalid_return_url``) unless it is plain https on one of ``hosts``: no credentials, no
+    whitespace, control characters or backslashes that browsers and URL parsers read differently.
     """
     if configured:
         return configured
+    if not hosts:
+        return None
     if client_value is None or not client_value.strip():
         return None
     value = client_value.strip()

@@ -126,6 +126,17 @@ class Record:
 
     ``id`` is our own OuterOrderNo (32 hex characters), written before Alibaba is called so an
     attempt is never lost. Personal data appears only as a keyed digest and masked forms.
+
+    ``user_id`` is the text form of whatever the app's user loader produced, because every store
+    keys on text; ``user_id_type`` remembers whether that was an ``int``, so
+    :attr:`typed_user_id` hands the app back the value it gave (an integer primary key stays an
+    integer for lookups in the app's own tables).
+
+    ``instance`` names the extension instance that made the record: two instances pointed at
+    one store must never settle each other's records. ``sandbox`` marks records made against
+    the fake cloud, so they can never count as a real verification. ``delivered_at``,
+    ``deleted_at`` and ``purged_at`` say when the outcome signal was delivered, when Alibaba's
+    copy of the result was deleted and when the retention purge cleared the identity fields.
     """
 
     id: str
@@ -147,10 +158,23 @@ class Record:
     describe_count: int = 0
     last_described_at: datetime | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    instance: str = "alicertify"
+    sandbox: bool = False
+    user_id_type: str = "str"
+    delivered_at: datetime | None = None
+    deleted_at: datetime | None = None
+    purged_at: datetime | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+    @property
+    def typed_user_id(self) -> str | int | None:
+        """``user_id`` with the type the user loader produced (``int`` or ``str``), or None."""
+        if self.user_id is not None and self.user_id_type == "int":
+            return int(self.user_id)
+        return self.user_id
 
     def replace(self, **changes: Any) -> Record:
         return dataclasses.replace(self, **changes)
@@ -158,3 +182,33 @@ class Record:
 
 #: Field names of :class:`Record` that storage backends persist, in declaration order.
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Record))
+
+#: The values :attr:`Record.user_id_type` may take: the Python types a user id may have.
+USER_ID_TYPES: tuple[str, ...] = ("str", "int")
+
+#: The fields the retention purge clears: everything derived from the ID number and the name.
+PURGED_FIELDS: tuple[str, ...] = ("cert_no_digest", "cert_no_masked", "cert_name_masked")
+
+
+def user_id_text(value: object) -> tuple[str, str]:
+    """``(text, type)`` for a user id as the app produced it: the form storage keeps.
+
+    Only ``str`` and ``int`` are user ids. ``bool`` is refused although it is an ``int``
+    subclass (``True`` would be stored as user ``"True"``), as is anything else: turning an
+    arbitrary object into ``str(value)`` is how a user object's repr once became a "user id".
+    """
+    if isinstance(value, str):
+        return value, "str"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), "int"
+    raise TypeError(f"a user id must be a str or an int, got {type(value).__name__}")
+
+
+def purge_changes(now: datetime) -> dict[str, Any]:
+    """The :meth:`~flask_alicertify.storage.base.Storage.update` changes of the retention purge.
+
+    They name only the identity fields and ``purged_at``, never a status field, so a purge
+    running beside reconcile's compare-and-set transitions cannot undo one (every backend
+    writes only the fields an update names).
+    """
+    return {**{name: "" for name in PURGED_FIELDS}, "purged_at": now}

@@ -2,14 +2,17 @@
 
 Every error a blueprint produces has the body ``{"error": {"code", "message", "fields"?}}`` with
 a code from :data:`~flask_alicertify.errors.CATALOGUE` (see docs/tables.md).
-:func:`install_error_handlers` registers the handlers on one blueprint only, so an app's own
-error pages and handlers are untouched. JSON is parsed by :func:`json_body` (not with
-``request.get_json``) so that every malformed, deeply nested or wrongly typed body is a 400 with
-a field message, never a 500.
+:func:`install_error_handlers` registers the handlers on one blueprint only, by status code as
+well as by class: Flask looks up a handler for the status code (blueprint, then app) before any
+class-based one, so an app's own ``@app.errorhandler(404)`` would otherwise answer our routes'
+404s in HTML. The app's pages outside the prefix keep their own handlers. JSON is parsed by
+:func:`json_body` (not with ``request.get_json``) so that every malformed, deeply nested or
+wrongly typed body is a 400 with a field message, never a 500.
 
-Language: messages are Chinese by default (``ALICERTIFY_LANGUAGE = "zh"``); a request whose
-``Accept-Language`` prefers English over Chinese gets English, and ``"en"`` makes English the
-default. The result body itself is built by the framework-free :mod:`flask_alicertify.results`.
+Language: ``message`` and the ``fields`` messages are Chinese by default
+(``ALICERTIFY_LANGUAGE = "zh"``); a request whose ``Accept-Language`` prefers English over
+Chinese gets English, and ``"en"`` makes English the default. The result body itself is built by
+the framework-free :mod:`flask_alicertify.results`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from flask import request
 from marshmallow import Schema
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import default_exceptions
 
 from . import schemas
 from .errors import InvalidInput
@@ -36,6 +41,7 @@ from .errors import http_error_spec
 from .results import result_body as result_body
 from .results import retryable as retryable
 from .results import user_message as user_message
+from .translations import localise_fields
 
 LANGUAGES = ("zh", "en")
 
@@ -57,7 +63,7 @@ def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
 
 def error_response(e: ServiceError, lang: str) -> tuple[Response, int]:
     """The JSON answer to ``e``, with ``Retry-After`` (whole seconds, at least 1) when it has one."""
-    response = jsonify(error_body(e.code, e.message(lang), e.fields))
+    response = jsonify(error_body(e.code, e.message(lang), localise_fields(e.fields, lang)))
     if e.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after)))
     return response, e.status
@@ -79,12 +85,18 @@ def install_error_handlers(bp: Blueprint, default_language: str) -> None:
     def validation_error(e: ValidationError) -> tuple[Response, int]:
         return service_error(InvalidInput(fields=field_messages(e.messages)))
 
-    @bp.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:
         status = e.code or 500
         spec = http_error_spec(status, e.name)
-        body = error_body(spec.code, spec.message(choose_language(default_language)))
-        return jsonify(body), status
+        response = jsonify(error_body(spec.code, spec.message(choose_language(default_language))))
+        allow = getattr(e, "valid_methods", None)
+        if status == 405 and allow:
+            response.headers["Allow"] = ", ".join(sorted(allow))
+        return response, status
+
+    bp.register_error_handler(HTTPException, http_error)
+    for status in default_exceptions:
+        bp.register_error_handler(status, http_error)
 
 
 def install_request_policy(bp: Blueprint, max_body_size: Callable[[], int]) -> None:
@@ -112,18 +124,40 @@ def json_body() -> Any:
     if not request.is_json:
         raise UnsupportedMediaType()
     raw = request.get_data(cache=True)
+    _refuse_unbounded_overflow(len(raw))
     if not raw.strip():
         raise InvalidInput(
             "请求体不能为空", "The request body is empty.", fields={"_body": ["Expected a JSON object."]}
         )
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise InvalidInput(
+            "请求体嵌套层数过多",
+            "The request body is nested too deeply.",
+            fields={"_body": ["Nested too deeply."]},
+        ) from None
+    except ValueError:
         raise InvalidInput(
             "请求体不是有效的 JSON",
             "The request body is not valid JSON.",
             fields={"_body": ["Invalid JSON."]},
         ) from None
+
+
+def _refuse_unbounded_overflow(read: int) -> None:
+    """413 for a streamed body (chunked, no ``Content-Length``) longer than the cap.
+
+    Werkzeug caps such a body by reading at most ``max_content_length`` bytes, and a read that
+    ends exactly there is not an error: the body was silently cut at the cap and processed.
+    One more byte from the server's stream tells a body of exactly the cap from a longer one.
+    """
+    cap = request.max_content_length
+    if request.content_length is not None or cap is None or read < cap:
+        return
+    stream = request.environ.get("wsgi.input")
+    if stream is not None and stream.read(1):
+        raise RequestEntityTooLarge()
 
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:

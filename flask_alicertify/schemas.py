@@ -19,6 +19,8 @@ from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
+from .identity import Sensitive
+
 #: Upper bounds on string sizes; well above any real value, far below the body cap.
 MAX_CERTIFY_ID = 128
 MAX_STATUS = 32
@@ -27,6 +29,8 @@ MAX_CERT_NO = 64
 MAX_CERT_NAME = 128
 MAX_URL = 2048
 MAX_META_INFO = 4096
+#: Deepest nesting of objects and arrays accepted in ``metaInfo`` (Alibaba's is flat: a few keys).
+MAX_META_DEPTH = 8
 MAX_TOKEN = 256
 
 #: Control characters and lone surrogates (a JSON body can carry ``"\ud800"``): never meaningful
@@ -74,26 +78,92 @@ class Code(fields.Field[str]):
         return code
 
 
-class MetaInfo(fields.Field[str]):
-    """Alibaba's ``MetaInfo``: a JSON string, or an object we serialise unchanged."""
+class SensitiveText(fields.Field[Sensitive]):
+    """An ID number or name: a clean string up to ``max_length``, loaded as :class:`Sensitive`.
+
+    Wrapped here, at the edge, so no later frame (service, policy, gateway) holds the clear
+    value where an error tracker would record it; only the code that must use it reveals it.
+    """
 
     default_error_messages = {
-        "invalid": "Not a valid metaInfo: expected a JSON string or an object.",
+        "invalid": "Not a valid string.",
+        "unsafe": UNSAFE_MESSAGE,
+        "too_long": "Longer than maximum length {max}.",
+    }
+
+    def __init__(self, *, kind: str, max_length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.max_length = max_length
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Sensitive:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if len(value) > self.max_length:
+            raise self.make_error("too_long", max=self.max_length)
+        if not is_clean(value):
+            raise self.make_error("unsafe")
+        return Sensitive(value, kind=self.kind)
+
+
+class MetaInfo(fields.Field[str]):
+    """Alibaba's ``MetaInfo``: a JSON object, or a string holding one, passed on as JSON text.
+
+    Checked before Init (which is billed and counts against the user's attempts): anything but
+    a JSON object, or an object nested deeper than :data:`MAX_META_DEPTH`, is a 400. A string is
+    passed on exactly as the client sent it.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid metaInfo: expected a JSON object or a string holding one.",
+        "too_deep": "Not a valid metaInfo: nested deeper than {depth} levels.",
         "unsafe": UNSAFE_MESSAGE,
     }
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
-        if isinstance(value, Mapping):
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        elif isinstance(value, str):
-            text = value
-        else:
+        if isinstance(value, str):
+            if not is_clean(value):
+                raise self.make_error("unsafe")
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                raise self.make_error("invalid") from None
+            if not isinstance(parsed, Mapping):
+                raise self.make_error("invalid")
+            self._check_depth(parsed)
+            return value
+        if not isinstance(value, Mapping):
             raise self.make_error("invalid")
+        self._check_depth(value)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         if not is_clean(text):
             raise self.make_error("unsafe")
         return text
+
+    def _check_depth(self, value: Any) -> None:
+        if nesting_depth(value, MAX_META_DEPTH) > MAX_META_DEPTH:
+            raise self.make_error("too_deep", depth=MAX_META_DEPTH)
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), counted without
+    recursion and stopping once past ``limit``, so no nesting can exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (Mapping, list, tuple)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = node.values() if isinstance(node, Mapping) else node
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class _Lenient(Schema):
@@ -105,11 +175,11 @@ class ServiceParametersSchema(_Lenient):
     """``serviceParameters`` of Alibaba's mini-program guide. certNo/certName may be absent when
     the app's ``identity_loader`` supplies them; the service reports a missing value per field."""
 
-    cert_no = Text(
-        data_key="certNo", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERT_NO)
+    cert_no = SensitiveText(
+        kind="cert_no", max_length=MAX_CERT_NO, data_key="certNo", load_default=None, allow_none=True
     )
-    cert_name = Text(
-        data_key="certName", load_default=None, allow_none=True, validate=validate.Length(max=MAX_CERT_NAME)
+    cert_name = SensitiveText(
+        kind="cert_name", max_length=MAX_CERT_NAME, data_key="certName", load_default=None, allow_none=True
     )
     return_url = Text(
         data_key="returnUrl", load_default=None, allow_none=True, validate=validate.Length(max=MAX_URL)

@@ -4,51 +4,48 @@ Every state change goes through :meth:`Storage.update`, an atomic compare-and-se
 status. Whoever gets the new record back won the transition and is the only caller that sends
 the matching signal, so an outcome is announced exactly once per record however many workers,
 result posts, callbacks and reconcile runs race on it. Losers answer with what the winner stored.
+The winner's send is durable (:mod:`.delivery`): a terminal record is marked delivered once
+every receiver returned, and reconcile re-sends what a crash or a raising receiver left
+undelivered.
 
 Only DescribeFaceVerify decides a verdict (docs/flow.md): the mini-program's ``resultStatus`` is
 a *claim*, only ever used to tell "abandoned" from "still pending" when Alibaba says "not
-finished". Describe always uses the stored certify id, through :meth:`CertifyService.describe`.
-Input policy is in :mod:`.policy`, the batch job in :mod:`.reconcile`, what a client is told in
-:mod:`.results`; names that used to live here are re-exported.
+finished". Describe always uses the stored certify id, through :meth:`CertifyService.describe`,
+and at most once per record per ``ALICERTIFY_DESCRIBE_MIN_INTERVAL`` on every path, claimed
+atomically in storage (:meth:`CertifyService.claim`).
+
+Starting is in :mod:`.starting`, input policy in :mod:`.policy`, the batch jobs in
+:mod:`.reconcile`, :mod:`.deletion` and :mod:`.purge`, what a client is told in :mod:`.results`;
+names that used to live here are re-exported.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from typing import Any
 
-from blinker import Signal
-
+from . import deletion
+from . import purge
 from . import signals
+from . import starting
 from .cloud.base import Gateway
-from .cloud.base import InitRequest
 from .cloud.base import Verdict
 from .cloud.errors import CloudError
-from .errors import AttemptsExhausted
+from .cloud.errors import CloudMalformedResponse
+from .delivery import REDELIVER_AFTER
+from .delivery import Announcer
 from .errors import Forbidden
 from .errors import InvalidCallbackToken
 from .errors import NotFound
-from .errors import UpstreamMalformed
-from .errors import UpstreamUnavailable
 from .errors import describe_error
-from .errors import init_error
-from .identity import cert_no_digest
-from .identity import mask_cert_name
-from .identity import mask_cert_no
 from .policy import ATTEMPT_WINDOW as ATTEMPT_WINDOW
 from .policy import AttemptLimiter
-from .policy import allowed_return_url
-from .policy import callback_token_digest
+from .policy import Value
 from .policy import callback_token_matches
-from .policy import new_callback_token
-from .policy import resolve_identity
 from .reconcile import ReconcileItem as ReconcileItem
 from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import reconcile
@@ -61,7 +58,8 @@ from .results import result_body as result_body
 from .results import retryable as retryable
 from .results import user_message as user_message
 from .settings import Settings
-from .storage.base import RecordExists
+from .starting import Started as Started
+from .starting import user_key
 from .storage.base import Storage
 
 logger = logging.getLogger("flask_alicertify")
@@ -75,19 +73,9 @@ ABANDON_STATUSES: frozenset[str] = frozenset(
 #: Statuses of records that have a certify id and may still get a verdict.
 DESCRIBABLE: frozenset[Status] = frozenset({Status.PENDING, Status.ABANDONED})
 
-_MAX_ERROR_CODE = 64
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class Started:
-    """What :meth:`CertifyService.start` returns. ``certify_url`` is never stored anywhere."""
-
-    record: Record
-    certify_url: str = field(repr=False)
 
 
 class CertifyService:
@@ -96,6 +84,10 @@ class CertifyService:
     :param clock: returns the current time as an aware UTC datetime; tests inject their own.
     :param sender: returns the object signals are sent with (the Flask app); a callable so the
         service can hold a weak reference and never keep an app alive.
+    :param extension: passed to signal receivers as ``extension`` (the ``AliCertify`` object).
+    :param instance: the instance name its records carry; records of another instance (or of
+        the other sandbox mode) sharing the store are never read, answered or changed here.
+        Defaults to ``extension.name``, else ``"alicertify"``.
     """
 
     def __init__(
@@ -106,116 +98,49 @@ class CertifyService:
         *,
         clock: Clock = utcnow,
         sender: Callable[[], Any] = lambda: None,
+        extension: object = None,
+        instance: str | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.gateway = gateway
         self.clock = clock
         self.sender = sender
+        self.extension = extension
+        self.instance: str = instance or getattr(extension, "name", None) or "alicertify"
+        self.sandbox = bool(settings.sandbox)
         self.limiter = AttemptLimiter(storage, settings.max_attempts_per_day)
+        self.announcer = Announcer(storage, lambda: self.clock(), lambda: self.sender(), extension)
 
     # -- start ------------------------------------------------------------------------------------
 
     def start(
         self,
         *,
-        user_id: str | None,
-        cert_no: str | None,
-        cert_name: str | None,
+        user_id: str | int | None,
+        cert_no: Value | None,
+        cert_name: Value | None,
         return_url: str | None = None,
         meta_info: str | None = None,
-        profile: tuple[str, str] | None = None,
+        profile: tuple[Value, Value] | None = None,
     ) -> Started:
-        """Create the record, then call Init; answer the certify id and URL.
+        """Create the record, then call Init; answer the certify id and URL (:mod:`.starting`).
 
+        ``user_id`` is what the user loader produced (stored as text, its type remembered);
         ``profile`` is ``(cert_name, cert_no)`` from the app's identity loader: it replaces the
-        client's values, which must then be absent, placeholders, or equal.
+        client's values, which must then be absent, placeholders, or equal. A difference is an
+        ``init_failed`` attempt (``error_code="identity_mismatch"``, no Init call) and a 400
+        that does not say what differs. The clear values stay :class:`~.identity.Sensitive`
+        all the way into the :class:`~.cloud.base.InitRequest`.
         """
-        return_url = allowed_return_url(
-            return_url, configured=self.settings.return_url, hosts=self.settings.return_url_hosts
-        )
-        name, number = resolve_identity(cert_name, cert_no, profile)
-        callback_token = new_callback_token() if self.settings.callback_url else None
-        record = self._create(user_id, name, number, callback_token)
-        request = InitRequest(
-            outer_order_no=record.id,
-            cert_name=name,
-            cert_no=number,
+        return starting.start(
+            self,
+            user_id=user_id,
+            cert_no=cert_no,
+            cert_name=cert_name,
             return_url=return_url,
-            callback_url=self.settings.callback_url,
-            callback_token=callback_token,
             meta_info=meta_info,
-        )
-        try:
-            result = self.gateway.init(request)
-        except CloudError as e:
-            self._fail_init(record, (e.code or type(e).__name__)[:_MAX_ERROR_CODE])
-            logger.warning(
-                "record %s: init failed (%s code=%s request_id=%s)",
-                record.id,
-                type(e).__name__,
-                e.code,
-                e.request_id,
-            )
-            raise init_error(e) from e
-        except BaseException:
-            self._fail_init(record, "internal_error")
-            raise
-        try:
-            pending = self.storage.update(
-                record.id,
-                expect={Status.INITIATING},
-                status=Status.PENDING,
-                certify_id=result.certify_id,
-                updated_at=self.clock(),
-            )
-        except RecordExists:
-            self._fail_init(record, "duplicate_certify_id")
-            logger.error("record %s: Alibaba returned a certify id another record already has", record.id)
-            raise UpstreamMalformed() from None
-        if pending is None:
-            logger.error("record %s: left the initiating state while Init was running", record.id)
-            raise UpstreamUnavailable()
-        logger.info("record %s: pending certify_id=%s", pending.id, pending.certify_id)
-        self._send(signals.certify_initiated, pending)
-        return Started(record=pending, certify_url=result.certify_url)
-
-    def _create(self, user_id: str | None, name: str, number: str, callback_token: str | None) -> Record:
-        """Write the initiating record within the per-user daily attempt limit (see
-        :class:`~flask_alicertify.policy.AttemptLimiter`)."""
-        key = self.settings.pii_key
-        token_digest = callback_token_digest(key, callback_token) if callback_token else None
-        with self.limiter.hold(user_id):
-            now = self.clock()
-            self.limiter.check(user_id, now)
-            record = Record(
-                id=uuid.uuid4().hex,
-                status=Status.INITIATING,
-                created_at=now,
-                updated_at=now,
-                user_id=user_id,
-                api=self.gateway.api,
-                cert_no_digest=cert_no_digest(number, key),
-                cert_no_masked=mask_cert_no(number),
-                cert_name_masked=mask_cert_name(name),
-                callback_token_digest=token_digest,
-            )
-            self.storage.create(record)
-            if self.limiter.exceeded(user_id, now):
-                self._fail_init(record, "attempts_exhausted")
-                logger.info("record %s: refused, another worker took the last attempt", record.id)
-                raise AttemptsExhausted()
-        logger.info("record %s: initiating", record.id)
-        return record
-
-    def _fail_init(self, record: Record, error_code: str) -> None:
-        self.storage.update(
-            record.id,
-            expect={Status.INITIATING},
-            status=Status.INIT_FAILED,
-            passed=False,
-            error_code=error_code,
-            updated_at=self.clock(),
+            profile=profile,
         )
 
     # -- confirm ----------------------------------------------------------------------------------
@@ -223,7 +148,7 @@ class CertifyService:
     def submit_result(
         self,
         *,
-        user_id: str | None,
+        user_id: str | int | None,
         certify_id: str,
         client_status: str,
         client_error_code: str | None = None,
@@ -232,8 +157,10 @@ class CertifyService:
         """Confirm the mini-program's claim with describe (unless terminal) and record the claim.
 
         One storage write per post: the claim travels in the same compare-and-set as what
-        describe said (the verdict, the abandonment, or just "described now"). When describe
-        fails, the claim is written alone before the 503, so it is never lost.
+        describe said (the verdict, the abandonment, or just "described now"). Within the
+        describe budget's interval only the first request describes; the others record their
+        claim and answer the stored state. When describe fails, the claim is written alone
+        before the 503, so it is never lost.
         """
         record = self._owned(certify_id, user_id)
         if client_certify_id is not None and client_certify_id != record.certify_id:
@@ -242,22 +169,17 @@ class CertifyService:
             return record
         logger.info("record %s: client claims %s", record.id, client_status)
         claim = {"client_status": client_status, "client_error_code": client_error_code}
-        if record.certify_id is None:
-            return self._record_claim(record, claim)
+        claimed = self.claim(record, self.clock()) if record.certify_id is not None else None
+        if claimed is None:
+            return self.note(record, self.clock(), updated_at=self.clock(), **claim)
         try:
-            verdict = self.describe(record)
-        except BaseException as e:
-            self._record_claim(record, claim)
-            if isinstance(e, CloudError):
-                raise describe_error(e) from e
-            raise
-        return self.settle(record, verdict, client_status=client_status, claim=claim)
+            verdict = self.describe(claimed)
+        except CloudError as e:
+            self.note(claimed, self.clock(), updated_at=self.clock(), **claim)
+            raise describe_error(e) from e
+        return self.settle(claimed, verdict, client_status=client_status, claim=claim)
 
-    def _record_claim(self, record: Record, claim: dict[str, str | None]) -> Record:
-        claimed = self.storage.update(record.id, expect=NON_TERMINAL, updated_at=self.clock(), **claim)
-        return claimed if claimed is not None else self.reload(record)
-
-    def current(self, *, user_id: str | None, certify_id: str) -> Record:
+    def current(self, *, user_id: str | int | None, certify_id: str) -> Record:
         """The record's state, re-described at most once per ``describe_min_interval``.
 
         A record nobody has reported back on (no client claim) is not described until it is
@@ -275,37 +197,39 @@ class CertifyService:
             and (now - record.created_at).total_seconds() < self.settings.unclaimed_describe_after
         ):
             return record
-        last = record.last_described_at
-        if last is not None and (now - last).total_seconds() < self.settings.describe_min_interval:
+        claimed = self.claim(record, now)
+        if claimed is None:
             return record
         try:
-            verdict = self.describe(record)
+            verdict = self.describe(claimed)
         except CloudError:
-            return self.describe_failed(record, now)
-        return self.settle(record, verdict, client_status=record.client_status)
+            return claimed
+        return self.settle(claimed, verdict, client_status=claimed.client_status)
 
     def handle_callback(self, *, certify_id: str, token: str | None, passed: str | None = None) -> Record:
         """Alibaba's completion notice: check the token, then confirm with describe.
 
         ``passed`` is opaque (``T``/``F`` or a SubCode; see CallbackUrl on Alibaba's InitFaceVerify
-        page) and never a verdict.
+        page) and never a verdict. A terminal record, or one described within the interval,
+        is answered as stored, without asking Alibaba.
         """
-        record = self.storage.get_by_certify_id(certify_id)
-        if record is None:
-            raise NotFound()
+        record = self._find(certify_id)
         if not callback_token_matches(self.settings.pii_key, token, record.callback_token_digest):
             logger.warning("record %s: callback with a missing or wrong token refused", record.id)
             raise InvalidCallbackToken()
         logger.info("record %s: callback received", record.id)
         if record.terminal:
             return record
+        claimed = self.claim(record, self.clock())
+        if claimed is None:
+            return record
         try:
-            verdict = self.describe(record)
+            verdict = self.describe(claimed)
         except CloudError as e:
             raise describe_error(e) from e
-        return self.settle(record, verdict, client_status=record.client_status)
+        return self.settle(claimed, verdict, client_status=claimed.client_status)
 
-    # -- reconcile --------------------------------------------------------------------------------
+    # -- jobs (CLI) -------------------------------------------------------------------------------
 
     def reconcile(
         self,
@@ -314,27 +238,57 @@ class CertifyService:
         limit: int | None = None,
         progress: Callable[[ReconcileItem], None] | None = None,
         batch_size: int = 100,
+        redeliver_after: timedelta = REDELIVER_AFTER,
     ) -> ReconcileReport:
-        """Re-describe non-terminal records not updated for ``older_than``; expire dead ones.
+        """Settle stale records, re-send undelivered outcome signals and, with
+        ``delete_at_alibaba``, delete results at Alibaba (:func:`~.reconcile.reconcile`)."""
+        return reconcile(
+            self,
+            older_than=older_than,
+            limit=limit,
+            progress=progress,
+            batch_size=batch_size,
+            redeliver_after=redeliver_after,
+        )
 
-        See :func:`flask_alicertify.reconcile.reconcile`.
-        """
-        return reconcile(self, older_than=older_than, limit=limit, progress=progress, batch_size=batch_size)
+    def redact(self, **options: Any) -> ReconcileReport:
+        """Delete terminal records' results at Alibaba (:func:`~.deletion.redact`)."""
+        return deletion.redact(self, **options)
 
-    # -- inspection (CLI) -------------------------------------------------------------------------
+    def purge(self, *, retention: timedelta | None = None, **options: Any) -> ReconcileReport:
+        """Clear the identity fields of records past the retention (:func:`~.purge.purge`);
+        ``retention`` defaults to ``ALICERTIFY_RETENTION``."""
+        if retention is None:
+            if self.settings.retention is None:
+                raise ValueError(f"{self.settings.key('RETENTION')} is not set: there is nothing to purge")
+            retention = timedelta(seconds=self.settings.retention)
+        return purge.purge(self, retention=retention, **options)
 
     def inspect(self, certify_id: str) -> tuple[Record | None, Verdict]:
-        """The stored record (if any) and a fresh describe, without changing anything."""
+        """The stored record (if it is ours) and a fresh describe, without changing anything."""
         record = self.storage.get_by_certify_id(certify_id)
+        if record is not None and not self.owns(record):
+            record = None
         stored = record.certify_id if record is not None else None
         return record, self.gateway.describe(stored or certify_id)
 
     # -- transitions and the one describe path ----------------------------------------------------
 
+    def owns(self, record: Record) -> bool:
+        """Whether ``record`` is this instance's, in this sandbox mode."""
+        return record.instance == self.instance and record.sandbox == self.sandbox
+
+    def claim(self, record: Record, now: datetime) -> Record | None:
+        """The describe budget: the record as claimed for a describe now, or None when it was
+        described within ``describe_min_interval`` (or is terminal). Atomic in storage, so of
+        concurrent requests on any number of workers one describes."""
+        not_since = now - timedelta(seconds=self.settings.describe_min_interval)
+        return self.storage.claim_describe(record.id, now=now, not_since=not_since)
+
     def describe(self, record: Record) -> Verdict:
         """DescribeFaceVerify with the record's stored certify id: the one place a record is
-        described. A failure is logged here and re-raised, for the caller to answer 503
-        (:func:`~flask_alicertify.errors.describe_error`) or to note (:meth:`describe_failed`).
+        described. A failure is logged here and raised as a :class:`CloudError`, for the caller
+        to answer 503 (:func:`~flask_alicertify.errors.describe_error`) or to note.
         """
         assert record.certify_id is not None
         try:
@@ -342,17 +296,14 @@ class CertifyService:
         except CloudError as e:
             logger.warning("record %s: describe failed (%s code=%s)", record.id, type(e).__name__, e.code)
             raise
+        except Exception as e:
+            logger.error("record %s: describe raised %s", record.id, type(e).__name__, exc_info=True)
+            raise CloudMalformedResponse(f"describe raised {type(e).__name__}") from e
 
-    def describe_failed(self, record: Record, now: datetime, **changes: Any) -> Record:
-        """Note a describe that failed upstream (it still counts against the throttle); the
-        stored state stays the answer."""
-        noted = self.storage.update(
-            record.id,
-            expect=NON_TERMINAL,
-            last_described_at=now,
-            describe_count=record.describe_count + 1,
-            **changes,
-        )
+    def note(self, record: Record, now: datetime, **changes: Any) -> Record:
+        """Write ``changes`` to a non-terminal record (a claim, a failure's trace); the stored
+        state is the answer either way."""
+        noted = self.storage.update(record.id, expect=NON_TERMINAL, **changes)
         return noted if noted is not None else self.reload(record)
 
     def settle(
@@ -369,13 +320,7 @@ class CertifyService:
         same compare-and-set as the outcome. A post that loses the race to a terminal outcome
         leaves no claim behind, exactly like a post that arrives after it.
         """
-        now = self.clock()
-        seen: dict[str, Any] = {
-            "last_described_at": now,
-            "describe_count": record.describe_count + 1,
-            "updated_at": now,
-            **(claim or {}),
-        }
+        seen: dict[str, Any] = {"updated_at": self.clock(), **(claim or {})}
         if verdict.finished:
             status = Status.PASSED if verdict.passed else Status.FAILED
             new = self.storage.update(
@@ -389,35 +334,32 @@ class CertifyService:
             if new is None:
                 return self.reload(record)
             logger.info("record %s: %s -> %s sub_code=%s", new.id, record.status, new.status, new.sub_code)
-            self._send(signals.certify_passed if verdict.passed else signals.certify_failed, new)
-            return new
+            return self.announcer.announce(new)
         if client_status in ABANDON_STATUSES and record.status == Status.PENDING:
             new = self.storage.update(record.id, expect={Status.PENDING}, status=Status.ABANDONED, **seen)
             if new is not None:
                 logger.info("record %s: pending -> abandoned", new.id)
-                self._send(signals.certify_abandoned, new)
+                self.announcer.send(signals.certify_abandoned, new)
                 return new
             record = self.reload(record)
             if record.terminal:
                 return record
-        touched = self.storage.update(record.id, expect=NON_TERMINAL, **seen)
-        return touched if touched is not None else self.reload(record)
+        return self.note(record, self.clock(), **seen)
 
-    def expire(self, record: Record, now: datetime) -> Record | None:
+    def expire(self, record: Record, now: datetime, *, error_code: str | None = None) -> Record | None:
         """Describable -> ``expired`` (the certify id is dead); None if another worker won."""
         expired = self.storage.update(
             record.id,
             expect=DESCRIBABLE,
             status=Status.EXPIRED,
             passed=False,
-            last_described_at=now,
-            describe_count=record.describe_count + 1,
             updated_at=now,
+            **({"error_code": error_code} if error_code else {}),
         )
-        if expired is not None:
-            logger.info("record %s: %s -> expired", record.id, record.status)
-            self._send(signals.certify_expired, expired)
-        return expired
+        if expired is None:
+            return None
+        logger.info("record %s: %s -> expired", record.id, record.status)
+        return self.announcer.announce(expired)
 
     def interrupt(self, record: Record, now: datetime) -> Record | None:
         """``initiating`` -> ``init_failed`` for a record whose Init never finished (the process
@@ -429,20 +371,22 @@ class CertifyService:
             passed=False,
             error_code="interrupted",
             updated_at=now,
+            delivered_at=now,
         )
 
     def reload(self, record: Record) -> Record:
         """The stored version of ``record`` (``record`` itself if it vanished)."""
         return self.storage.get(record.id) or record
 
-    def _owned(self, certify_id: str, user_id: str | None) -> Record:
+    def _find(self, certify_id: str) -> Record:
         record = self.storage.get_by_certify_id(certify_id)
-        if record is None:
+        if record is None or not self.owns(record):
             raise NotFound()
-        if record.user_id != user_id:
+        return record
+
+    def _owned(self, certify_id: str, user_id: str | int | None) -> Record:
+        record = self._find(certify_id)
+        if record.user_id != user_key(user_id)[0]:
             logger.warning("record %s: access by another user refused", record.id)
             raise Forbidden()
         return record
-
-    def _send(self, signal: Signal, record: Record) -> None:
-        signal.send(self.sender(), record=record)

@@ -6,27 +6,29 @@ Every problem raises :class:`~flask_alicertify.errors.ConfigurationError` naming
 the instance's prefix) and saying what is wrong, at ``init_app`` time rather than on the first
 user's request.
 
-Values may be the natural Python type or a string (``app.config.from_prefixed_env`` and
-``.env`` files give strings): ``"true"``/``"false"`` for booleans, numbers for numbers, and a
-comma-separated string for lists.
+Every key accepts what Flask's loaders produce (``from_prefixed_env``'s JSON-decoded values,
+``from_object``/``from_pyfile``/``from_file`` natural types, ``.env`` strings); the typed reading
+is :class:`~flask_alicertify.config_values.Reader`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 from collections.abc import Mapping
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
-from urllib.parse import urlsplit
 
+from .cloud import sm2
+from .cloud.base import ALIBABA_SM2_PUBLIC_KEY as ALIBABA_SM2_PUBLIC_KEY
 from .cloud.base import DEFAULT_CLOUDAUTH_ENDPOINTS
 from .cloud.base import DEFAULT_SAF_ENDPOINTS
 from .cloud.gateways import APIS
+from .config_values import Reader
+from .config_values import is_http_url
+from .config_values import parse_duration as parse_duration
 from .errors import ConfigurationError
 from .storage.loader import configured_storage
 
@@ -37,8 +39,8 @@ CERTIFY_ID_LIFETIME = 30 * 60
 #: Label mixed into SECRET_KEY to derive the PII key, so the two keys are never the same bytes.
 PII_KEY_LABEL = b"flask-alicertify pii-key v1"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+#: Alibaba's SceneId is a Long: at most 2**63 - 1.
+_MAX_SCENE_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,25 @@ class Settings:
     #: Seconds after Init before ``GET /result`` describes a record with no client claim yet.
     unclaimed_describe_after: float = 60.0
     pii_key: bytes = field(default=b"", repr=False)
+    #: Sandbox mode: ``{prefix}SANDBOX`` is True (the in-process fake) or a URL (:attr:`sandbox_url`).
     sandbox: bool = False
+    #: The shared sandbox server's URL when ``{prefix}SANDBOX`` is one, else None.
+    sandbox_url: str | None = None
+    #: The Flask-SQLAlchemy bind whose database keeps the records (None: the default engine).
+    sqlalchemy_bind: str | None = None
+    #: ``"SM2"``: send CertName/CertNo encrypted with :attr:`sm2_public_key`; None: in clear (TLS).
+    encrypt_type: str | None = None
+    sm2_public_key: str = ALIBABA_SM2_PUBLIC_KEY
+    #: Call DeleteFaceVerifyResult for terminal records (reconcile, ``redact``); cloudauth only.
+    delete_at_alibaba: bool = False
+    #: Seconds after creation when the purge clears a record's identity fields; None keeps them.
+    retention: float | None = None
+    #: Upstream calls per second per API for the whole account (None: no guard).
+    upstream_qps: float | None = 50.0
+    #: Seconds a call waits for a quota slot before taking the throttled path.
+    upstream_wait: float = 1.0
+    #: Where the quota guard's counters live (a ``redis://`` URL); None: the Redis storage, else per process.
+    rate_limit_url: str | None = None
     #: Serve ``{prefix}/openapi.json`` (an OpenAPI 3.1 document built from the schemas).
     openapi: bool = True
     allow_anonymous: bool = False
@@ -103,12 +123,12 @@ class Settings:
         secret_key: str | bytes | None = None,
     ) -> Settings:
         """Read and validate every ``{prefix}*`` key of ``config``."""
-        r = _Reader(config, prefix)
-        sandbox = r.boolean("SANDBOX", False)
+        r = Reader(config, prefix)
+        sandbox, sandbox_url = _sandbox(r)
         api = r.choice("API", "cloudauth", APIS)
         access_key_id = r.text("ACCESS_KEY_ID")
-        access_key_secret = r.text("ACCESS_KEY_SECRET")
-        security_token = r.text("SECURITY_TOKEN")
+        access_key_secret = r.text("ACCESS_KEY_SECRET", secret=True)
+        security_token = r.text("SECURITY_TOKEN", secret=True)
         if sandbox and (access_key_id or access_key_secret):
             raise ConfigurationError(
                 r.key("SANDBOX"),
@@ -116,7 +136,7 @@ class Settings:
                 f"{r.key('ACCESS_KEY_ID')} and {r.key('ACCESS_KEY_SECRET')} "
                 "(sandbox mode never calls Alibaba)",
             )
-        scene_id = r.text("SCENE_ID")
+        scene_id = r.whole_digits("SCENE_ID", max_value=_MAX_SCENE_ID)
         if scene_id is None and not sandbox:
             raise ConfigurationError(
                 r.key("SCENE_ID"), "is required (the scene id from the Alibaba Cloud console)"
@@ -127,12 +147,12 @@ class Settings:
         storage: Any = config.get(r.key("STORAGE"))
         if storage is None or (isinstance(storage, str) and not storage.strip()):
             storage = "memory" if testing else "sqlalchemy"
-        database_url = r.text("DATABASE_URL")
+        database_url = r.text("DATABASE_URL", secret=True)
         database_url_is_default = False
         if database_url is None and instance_path:
             database_url = "sqlite:///" + os.path.join(instance_path, "alicertify.sqlite3")
             database_url_is_default = True
-        redis_url = r.text("REDIS_URL")
+        redis_url = r.text("REDIS_URL", secret=True)
         storage = configured_storage(storage, database_url=database_url, redis_url=redis_url, key=r.key)
 
         callback_url = r.url("CALLBACK_URL", allow_http=sandbox)
@@ -143,6 +163,13 @@ class Settings:
                 raise ConfigurationError(
                     r.key("RETURN_URL_HOSTS"), f"must list bare host names (like example.com), got {host!r}"
                 )
+        delete_at_alibaba = r.boolean("DELETE_AT_ALIBABA", False)
+        if delete_at_alibaba and api == "saf":
+            raise ConfigurationError(
+                r.key("DELETE_AT_ALIBABA"),
+                f'cannot be used with {r.key("API")} = "saf": Alibaba documents no deletion of '
+                "verification results for the SAF API (DeleteFaceVerifyResult is a cloudauth action)",
+            )
 
         return cls(
             prefix=prefix,
@@ -166,8 +193,17 @@ class Settings:
             max_attempts_per_day=r.optional_int("MAX_ATTEMPTS_PER_DAY", 5, minimum=1),
             describe_min_interval=r.number("DESCRIBE_MIN_INTERVAL", 2.0, minimum=0.0),
             unclaimed_describe_after=r.number("UNCLAIMED_DESCRIBE_AFTER", 60.0, minimum=0.0),
-            pii_key=r.pii_key(secret_key),
+            pii_key=_pii_key(r, secret_key),
             sandbox=sandbox,
+            sandbox_url=sandbox_url,
+            sqlalchemy_bind=r.text("SQLALCHEMY_BIND"),
+            encrypt_type=_encrypt_type(r),
+            sm2_public_key=_sm2_public_key(r),
+            delete_at_alibaba=delete_at_alibaba,
+            retention=r.duration("RETENTION"),
+            upstream_qps=r.optional_number("UPSTREAM_QPS", 50.0, minimum=0.0),
+            upstream_wait=r.number("UPSTREAM_WAIT", 1.0, minimum=0.0),
+            rate_limit_url=_rate_limit_url(r),
             openapi=r.boolean("OPENAPI", True),
             allow_anonymous=r.boolean("ALLOW_ANONYMOUS", False),
             max_body_size=int(r.number("MAX_BODY_SIZE", 16 * 1024, minimum=256.0)),
@@ -176,147 +212,65 @@ class Settings:
         )
 
 
-class _Reader:
-    """Typed access to ``{prefix}NAME`` keys, raising :class:`ConfigurationError` on bad values."""
+def _sandbox(r: Reader) -> tuple[bool, str | None]:
+    """``{prefix}SANDBOX``: a boolean (the in-process fake), or the shared sandbox server's URL."""
+    value = r.raw("SANDBOX")
+    problem = f"must be True or False, or the sandbox server's http(s) URL, got {value!r}"
+    if isinstance(value, str) and "://" in value:
+        url = value.strip().rstrip("/")
+        if not is_http_url(url, allow_http=True):
+            raise r.fail("SANDBOX", problem)
+        return True, url
+    try:
+        return r.boolean("SANDBOX", False), None
+    except ConfigurationError:
+        raise r.fail("SANDBOX", problem) from None
 
-    def __init__(self, config: Mapping[str, Any], prefix: str) -> None:
-        self.config = config
-        self.prefix = prefix
 
-    def key(self, name: str) -> str:
-        return self.prefix + name
-
-    def raw(self, name: str) -> Any:
-        return self.config.get(self.key(name))
-
-    def fail(self, name: str, problem: str) -> ConfigurationError:
-        return ConfigurationError(self.key(name), problem)
-
-    def text(self, name: str) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, got {type(value).__name__}")
-        value = value.strip()
-        return value or None
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise self.fail(name, f"must be True or False, got {value!r}")
-
-    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
-        value = self.text(name)
-        if value is None:
-            return default
-        if value.lower() not in choices:
-            allowed = ", ".join(repr(c) for c in choices)
-            raise self.fail(name, f"must be one of {allowed}, got {value!r}")
-        return value.lower()
-
-    def number(self, name: str, default: float, *, minimum: float, exclusive: bool = False) -> float:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            raise self.fail(name, f"must be a number, got {value!r}")
-        try:
-            number = float(value.strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError):
-            raise self.fail(name, f"must be a number, got {value!r}") from None
-        if not math.isfinite(number) or number < minimum or (exclusive and number == minimum):
-            relation = "greater than" if exclusive else "at least"
-            raise self.fail(name, f"must be a number {relation} {minimum:g}, got {value!r}")
-        return number
-
-    def optional_int(self, name: str, default: int, *, minimum: int) -> int | None:
-        if self.key(name) in self.config and self.raw(name) is None:
-            return None
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool) or isinstance(value, float):
-                raise ValueError
-            number = int(value.strip()) if isinstance(value, str) else int(value)
-        except (TypeError, ValueError):
-            raise self.fail(name, f"must be a whole number (or None for no limit), got {value!r}") from None
-        if number < minimum:
-            raise self.fail(name, f"must be at least {minimum} (or None for no limit), got {value!r}")
-        return number
-
-    def strings(self, name: str, default: Sequence[str]) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return tuple(default)
-        if isinstance(value, str):
-            items = [part.strip() for part in value.split(",")]
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            items = []
-            for item in value:
-                if not isinstance(item, str):
-                    raise self.fail(name, f"must contain only strings, got {item!r}")
-                items.append(item.strip())
-        else:
-            raise self.fail(name, f"must be a list or a comma-separated string, got {type(value).__name__}")
-        return tuple(item for item in items if item)
-
-    def endpoints(self, name: str, default: Sequence[str]) -> tuple[str, ...]:
-        endpoints = self.strings(name, default)
-        if not endpoints:
-            raise self.fail(name, "must name at least one endpoint")
-        for endpoint in endpoints:
-            if "://" in endpoint:
-                parts = urlsplit(endpoint)
-                if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise self.fail(name, f"must be host names or http(s) URLs, got {endpoint!r}")
-            elif "/" in endpoint or " " in endpoint:
-                raise self.fail(name, f"must be host names or http(s) URLs, got {endpoint!r}")
-        return endpoints
-
-    def url(self, name: str, *, allow_http: bool) -> str | None:
-        value = self.text(name)
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        schemes = ("https", "http") if allow_http else ("https",)
-        if parts.scheme not in schemes or not parts.hostname:
-            need = "an absolute http(s) URL" if allow_http else "an absolute https:// URL"
-            raise self.fail(name, f"must be {need}, got {value!r}")
+def _pii_key(r: Reader, secret_key: str | bytes | None) -> bytes:
+    value = r.secret_bytes("PII_KEY")
+    if value is not None:
+        if len(value) < 16:
+            raise r.fail("PII_KEY", "must be at least 16 bytes long (use a random secret)")
         return value
+    if secret_key:
+        secret = secret_key.encode("utf-8") if isinstance(secret_key, str) else bytes(secret_key)
+        return hmac.new(secret, PII_KEY_LABEL, hashlib.sha256).digest()
+    raise r.fail(
+        "PII_KEY",
+        "is required when SECRET_KEY is not set (it keys the HMAC digest of stored ID numbers); "
+        "set SECRET_KEY or " + r.key("PII_KEY"),
+    )
 
-    def url_prefix(self, name: str, default: str) -> str:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, got {type(value).__name__}")
-        value = value.strip().rstrip("/")
-        if value and not value.startswith("/"):
-            raise self.fail(name, f"must start with '/', got {value!r}")
-        return value
 
-    def pii_key(self, secret_key: str | bytes | None) -> bytes:
-        value = self.raw("PII_KEY")
-        if value is not None:
-            if isinstance(value, str):
-                value = value.encode("utf-8")
-            if not isinstance(value, bytes):
-                raise self.fail("PII_KEY", f"must be a string or bytes, got {type(value).__name__}")
-            if len(value) < 16:
-                raise self.fail("PII_KEY", "must be at least 16 bytes long (use a random secret)")
-            return value
-        if secret_key:
-            secret = secret_key.encode("utf-8") if isinstance(secret_key, str) else bytes(secret_key)
-            return hmac.new(secret, PII_KEY_LABEL, hashlib.sha256).digest()
-        raise self.fail(
-            "PII_KEY",
-            "is required when SECRET_KEY is not set (it keys the HMAC digest of stored ID numbers); "
-            "set SECRET_KEY or " + self.key("PII_KEY"),
-        )
+def _encrypt_type(r: Reader) -> str | None:
+    value = r.text("ENCRYPT_TYPE")
+    if value is None or value.lower() in ("none", "off"):
+        return None
+    if value.upper() != "SM2":
+        raise r.fail("ENCRYPT_TYPE", f'must be "SM2" or None, got {value!r}')
+    return "SM2"
+
+
+def _sm2_public_key(r: Reader) -> str:
+    """The hex key, checked to be a point on sm2p256v1 now rather than at the first Init."""
+    value = r.text("SM2_PUBLIC_KEY")
+    if value is None:
+        return ALIBABA_SM2_PUBLIC_KEY
+    key = value.lower().removeprefix("0x")
+    try:
+        sm2.public_key(key)
+    except ValueError as e:
+        raise r.fail(
+            "SM2_PUBLIC_KEY",
+            "must be a hex SM2 public key: 66 hex digits starting 02 or 03 (compressed) or "
+            f"130 starting 04 (uncompressed) ({e})",
+        ) from None
+    return key
+
+
+def _rate_limit_url(r: Reader) -> str | None:
+    value = r.text("RATE_LIMIT_URL", secret=True)
+    if value is not None and "://" not in value:
+        raise r.fail("RATE_LIMIT_URL", "must be a storage URL such as redis://host:6379/0")
+    return value

@@ -1,17 +1,26 @@
 """Blinker signals for the outcomes an application reacts to.
 
-Each signal is sent with the Flask app as sender and the record as the ``record`` keyword::
+Each signal is sent with the Flask app as sender and three keywords: ``record`` (the
+:class:`~flask_alicertify.records.Record`), ``extension`` (the ``AliCertify`` object, whose
+``name`` tells instances apart) and ``user_id`` (the record's user id with the type the user
+loader produced: an ``int`` stays an ``int``)::
 
     from flask_alicertify import signals
 
     @signals.certify_passed.connect_via(app)
-    def mark_verified(app, record, **extra):
-        User.get(record.user_id).verified = True
+    def mark_verified(app, record, user_id, **extra):
+        User.get(user_id).verified = True
 
-A signal for a terminal outcome is sent exactly once per record, by whichever worker won the
-atomic status transition in storage, however many result posts, callbacks and reconcile runs
-see the same verdict. Receivers run inside that worker's request (or CLI command); a receiver
-that raises does not undo the transition, which is already stored.
+Delivery of the terminal outcomes (``certify_passed``, ``certify_failed``, ``certify_expired``)
+is durable. The worker that wins the record's atomic status transition sends it, however many
+result posts, callbacks and reconcile runs see the same verdict, and the record stores
+``delivered_at`` once every receiver returned. When the worker dies before that, or a receiver
+raises, ``flask alicertify reconcile`` sends it again later (same ``record.id``) until it is
+delivered: exactly once in normal operation, at least once after a crash or a raising receiver,
+so a receiver with side effects should be idempotent on ``record.id``. A receiver that raises
+is logged (the exception's type and where it was raised, never its message) and never undoes
+the transition or turns the request's answer into an error. ``certify_initiated`` and
+``certify_abandoned`` are sent the same way but not re-sent.
 """
 
 from __future__ import annotations

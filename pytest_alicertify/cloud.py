@@ -51,12 +51,16 @@ class InitParams:
     return_url: str | None = None
     callback_url: str | None = None
     params: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``"SM2"`` when the app sent the identity encrypted; ``cert_name``/``cert_no`` are then
+    #: what the fake decrypted (and ``params`` holds the ciphertexts as sent).
+    encrypt_type: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"InitParams(outer_order_no={self.outer_order_no!r}, scene_id={self.scene_id!r}, "
             f"cert_name={mask_cert_name(self.cert_name)!r}, cert_no={mask_cert_no(self.cert_no)!r}, "
-            f"return_url={self.return_url!r}, callback_url={self.callback_url!r})"
+            f"return_url={self.return_url!r}, callback_url={self.callback_url!r}, "
+            f"encrypt_type={self.encrypt_type!r})"
         )
 
 
@@ -83,16 +87,26 @@ class AliCertifyCloud:
     # -- wiring ---------------------------------------------------------------------------
 
     @property
+    def sm2_public_key(self) -> str:
+        """The public key of the fake's SM2 test pair: what an app must encrypt CertName/CertNo to."""
+        key = self.fake.sm2_public_key
+        assert key is not None
+        return key
+
+    @property
     def app_config(self) -> dict[str, Any]:
         """``ALICERTIFY_*`` settings that point an app at this fake (merge into your test config).
 
-        The scene id and the key pair only: ``ALICERTIFY_API`` stays the app's own choice, since
-        the fake answers both APIs.
+        The scene id, the key pair, and the fake's SM2 public key (used only when the app sets
+        ``ALICERTIFY_ENCRYPT_TYPE = "SM2"``: the fake decrypts with its own private key, as
+        Alibaba does with its own). ``ALICERTIFY_API`` stays the app's own choice, since the fake
+        answers both APIs.
         """
         return {
             "ALICERTIFY_SCENE_ID": self.scene_id,
             "ALICERTIFY_ACCESS_KEY_ID": self.access_key_id,
             "ALICERTIFY_ACCESS_KEY_SECRET": self.access_key_secret,
+            "ALICERTIFY_SM2_PUBLIC_KEY": self.sm2_public_key,
         }
 
     def install(self, httpx_mock: Any) -> None:
@@ -182,8 +196,26 @@ class AliCertifyCloud:
                     return_url=session.return_url,
                     callback_url=session.callback_url,
                     params=dict(call.params),
+                    encrypt_type=session.encrypt_type,
                 )
         raise AssertionError("no successful InitFaceVerify (or SAF ExecuteRequest:init) call was made")
+
+    @property
+    def deleted(self) -> list[str]:
+        """Certify ids whose data the app deleted at Alibaba (DeleteFaceVerifyResult), in order."""
+        return self.fake.deleted
+
+    @property
+    def delete_calls(self) -> list[Call]:
+        """Every DeleteFaceVerifyResult the app sent, accepted or not (``detail``: the FailReason)."""
+        return self.fake.calls_for("DeleteFaceVerifyResult")
+
+    def assert_deleted(self, certify_id: str) -> None:
+        """Assert the app deleted this session's data at Alibaba."""
+        assert certify_id in self.fake.deleted, (
+            f"certify id {certify_id} was never deleted with DeleteFaceVerifyResult"
+            f" ({len(self.delete_calls)} delete call(s) in all)"
+        )
 
     def described(self, certify_id: str) -> int:
         """How many times the app asked Alibaba for this session's verdict."""

@@ -1,5 +1,6 @@
 """The pytest11 entry point: fixtures ``alicertify_cloud``, ``alicertify_options``,
-``verify_result``, ``alicertify_case`` and the ``alicertify`` marker.
+``verify_result``, ``alicertify_case``, ``alicertify_sandbox`` / ``alicertify_sandbox_url`` and
+the ``alicertify`` marker.
 
 Only :mod:`pytest` is imported at module level. The fake cloud, httpx and pytest-httpx are
 imported inside the fixtures, so a suite that never uses them pays nothing and a suite without
@@ -23,6 +24,7 @@ from .options import merge_options
 if TYPE_CHECKING:
     from .cases import Case
     from .cloud import AliCertifyCloud
+    from .sandbox_server import SandboxServer
 
 _CASE_MODULE = f"{__package__}.cases"
 
@@ -185,3 +187,30 @@ def alicertify_case(request: pytest.FixtureRequest) -> Case:
         return found
     case: Case = param
     return case
+
+
+@pytest.fixture(scope="session")
+def alicertify_sandbox() -> Iterator[SandboxServer]:
+    """The shared sandbox server (``python -m flask_alicertify.sandbox``) on a free loopback port.
+
+    Started once per test session in a subprocess and stopped (SIGTERM) at its end. Its
+    ``url`` goes into the app's ``ALICERTIFY_SANDBOX``; ``sessions()``, ``decide(certify_id,
+    "fail", subCode="205")`` and ``reset()`` drive its control API.
+    """
+    from .sandbox_server import SandboxServer
+
+    server = SandboxServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def alicertify_sandbox_url(alicertify_sandbox: SandboxServer) -> str:
+    """``http://127.0.0.1:PORT`` of the shared sandbox server: set ``ALICERTIFY_SANDBOX`` to it.
+
+    For tests of a live server (gunicorn workers, a Node client, a browser): every process of the
+    app under test then talks to the same fake Alibaba Cloud.
+    """
+    return alicertify_sandbox.url

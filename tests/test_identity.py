@@ -181,3 +181,82 @@ def test_placeholders() -> None:
     assert is_placeholder("张*")
     assert not is_placeholder("11010519491231002X")
     assert not is_placeholder(None)
+
+
+# -- names that show nothing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("\u3164\u3164\u3164", "cert_name_invisible"),  # HANGUL FILLER: a "letter" (Lo) that shows nothing
+        ("\uffa0\uffa0", "cert_name_invisible"),  # HALFWIDTH HANGUL FILLER
+        ("\u115f\u1160", "cert_name_invisible"),  # Hangul choseong/jungseong fillers
+        ("张\u3164三", "cert_name_invisible"),
+        ("张\ufe0f三", "cert_name_invisible"),  # a variation selector inside a name (Mn)
+        ("张三\U000e0100", "cert_name_invisible"),  # an ideographic variation selector
+        ("张\u200b三", "cert_name_invisible"),  # zero-width space
+        ("张\u2060三", "cert_name_invisible"),  # word joiner
+        ("Zo\u034fe", "cert_name_invisible"),  # combining grapheme joiner: a mark that shows nothing
+        ("\u0301\u0301\u0301", "cert_name_marks"),  # combining marks with no letter
+        ("\u0301张三", "cert_name_marks"),
+        ("John \u0301Smith", "cert_name_marks"),  # a mark after a space has no letter either
+        ("e\u0301\u0301\u0301\u0301\u0301", "cert_name_marks"),  # five marks on one letter
+    ],
+)
+def test_names_that_show_nothing_are_refused(name: str, code: str) -> None:
+    with pytest.raises(InvalidIdentity) as info:
+        validate_cert_name(name)
+    assert info.value.code == code
+    assert name not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zoe\u0308",  # Zoë with a combining diaeresis (NFD), as macOS and some keyboards produce it
+        "Zo\u00eb",  # the precomposed form
+        "Nguye\u0302\u0303n",  # two stacked marks (Vietnamese)
+        "Jos\u00e9 Garc\u00eda",
+        "阿卜杜拉·买买提",
+        "欧阳娜娜",
+        "张三",
+    ],
+)
+def test_real_names_with_marks_stay_valid(name: str) -> None:
+    assert validate_cert_name(name) == name
+
+
+def test_every_default_ignorable_code_point_is_refused() -> None:
+    from flask_alicertify.identity import is_ignorable
+
+    # Spot checks at both ends of each range (Unicode's DerivedCoreProperties.txt).
+    for code in (
+        0x00AD,
+        0x034F,
+        0x061C,
+        0x115F,
+        0x1160,
+        0x17B4,
+        0x180B,
+        0x180F,
+        0x200B,
+        0x200F,
+        0x202A,
+        0x206F,
+        0x3164,
+        0xFE00,
+        0xFE0F,
+        0xFEFF,
+        0xFFA0,
+        0xFFF0,
+        0x1BCA0,
+        0x1D173,
+        0xE0000,
+        0xE0FFF,
+    ):
+        assert is_ignorable(chr(code)), hex(code)
+        with pytest.raises(InvalidIdentity):
+            validate_cert_name("张" + chr(code) + "三")
+    for ch in "张Zé·•・‧ 　":
+        assert not is_ignorable(ch)

@@ -26,6 +26,8 @@ from flask_alicertify.openapi import ERROR_STATUSES
 from flask_alicertify.openapi import OPERATION_ERRORS
 from flask_alicertify.openapi import build_openapi
 from flask_alicertify.sandbox.blueprint import openapi_paths
+from flask_alicertify.views import METHOD_ENDPOINT
+from flask_alicertify.views import NOT_FOUND_ENDPOINT
 
 ERROR_REF = "#/components/schemas/Error"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -93,15 +95,37 @@ def _document_for(app: Flask) -> tuple[dict[str, Any], str]:
     return document, prefix
 
 
-def test_every_blueprint_route_is_documented_and_nothing_else(app: Flask) -> None:
-    document, prefix = _document_for(app)
-    real = {
+#: The routes that only answer routing errors in JSON (405 for a path's other methods, 404 for
+#: unknown paths under the prefix): not operations, so never documented as such.
+ROUTING_ERROR_ENDPOINTS = {f"alicertify.{METHOD_ENDPOINT}", f"alicertify.{NOT_FOUND_ENDPOINT}"}
+
+
+def _operations(app: Flask) -> set[tuple[str, str]]:
+    return {
         (method.lower(), _template(rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint.split(".")[0] in ("alicertify", "alicertify_sandbox")
+        and rule.endpoint not in ROUTING_ERROR_ENDPOINTS
         for method in rule.methods or ()
         if method.lower() in HTTP_METHODS
     }
+
+
+def test_routing_error_routes_are_excluded_by_name_only(app: Flask) -> None:
+    """The exclusion above drops exactly the routing-error routes and nothing that serves."""
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert ROUTING_ERROR_ENDPOINTS <= endpoints
+    views = app.view_functions
+    assert {views[e].__name__ for e in ROUTING_ERROR_ENDPOINTS} == {"method_not_allowed", "not_found"}
+    prefix = app.extensions["alicertify"]["alicertify"].settings.url_prefix
+    client = app.test_client()
+    assert client.get(prefix + "/init").status_code == 405
+    assert client.get(prefix + "/no-such-route").status_code == 404
+
+
+def test_every_blueprint_route_is_documented_and_nothing_else(app: Flask) -> None:
+    document, prefix = _document_for(app)
+    real = _operations(app)
     documented = {
         (method, _template(path))
         for path, item in document["paths"].items()
@@ -142,6 +166,7 @@ def test_documented_error_statuses_per_operation() -> None:
         ("post", "/init"): {400, 401, 403, 429, 502, 503},
         ("post", "/result"): {400, 403, 404, 503},
         ("get", "/result/{certifyId}"): {403, 404},
+        ("get", "/status"): {401},
         ("get", "/callback"): {403, 404},
         ("get", "/sandbox/certify/{certifyId}"): {404},
         ("post", "/sandbox/certify/{certifyId}"): {400, 404},

@@ -3,23 +3,27 @@
 What it shows, in the order a reader meets it:
 
 * configuration from the environment (``ALICERTIFY_*``), with ``ALICERTIFY_SANDBOX`` serving the
-  whole flow from the built-in fake Alibaba Cloud (no account, no network);
+  whole flow from the built-in fake Alibaba Cloud (no account, no network): ``true`` for the
+  in-process fake, or the URL of the shared sandbox server for several workers;
 * the extension's storage left at its default: SQLite in the instance folder;
 * the app's own user table (stdlib ``sqlite3``) and a demo login, ``POST /login``, that returns a
-  bearer token (a real mini-program logs in with ``my.getAuthCode``; see README.md);
+  bearer token without a password: a separate switch (``DEMO_LOGIN=1``), never implied by the
+  sandbox, and for loopback clients only (a real mini-program logs in with ``my.getAuthCode``;
+  see README.md);
 * ``@certify.user_loader`` reading that bearer token, and ``@certify.identity_loader`` supplying
   the identity to verify instead of trusting the client;
 * signal receivers that keep the app's own ``users.verification_status`` up to date;
 * ``GET /me`` showing the caller's verification state.
 
-Run it with ``make demo``, or ``python examples/backend/app.py`` (sandbox on, 127.0.0.1:5000,
-``PORT`` overrides), or ``flask --app examples/backend/app.py run``. The reconcile job is
+Run it with ``make demo``, or ``DEMO_LOGIN=1 python examples/backend/app.py`` (sandbox on,
+127.0.0.1:5000, ``PORT`` overrides), or ``flask --app examples/backend/app.py run``. The reconcile job is
 ``flask --app examples/backend/app.py alicertify reconcile`` (README.md: cron).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
@@ -48,8 +52,8 @@ from flask_alicertify.errors import Unauthenticated
 #: without ``*`` is not a placeholder, so the extension requires it to equal the profile's.
 SANDBOX_IDENTITY: tuple[str, str] = ("张先生", "11010519491231002X")
 
-#: In sandbox mode, callers without a token act as this user, so the guide's page (which sends
-#: no login) works unchanged.
+#: In sandbox mode, callers without a token act as this one shared user, so the guide's page
+#: (which sends no login) works unchanged. It hands out no token and names no other user.
 DEMO_USER_ID = "demo"
 
 #: Users may start more verifications per day in the sandbox, where they cost nothing.
@@ -86,7 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.config.update(_env_config(os.environ))
     if config:
         app.config.update(config)
-    sandbox = str(app.config.get("ALICERTIFY_SANDBOX", "")).strip().lower() in _TRUE
+    sandbox = _sandbox_on(app.config.get("ALICERTIFY_SANDBOX"))
     if sandbox:
         # Sandbox defaults; any of them can still be set explicitly.
         app.config.setdefault("ALICERTIFY_ALLOW_ANONYMOUS", True)
@@ -99,7 +103,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("set SECRET_KEY (the extension derives its PII key from it)")
     app.config.setdefault("DEMO_SANDBOX", sandbox)
-    app.config.setdefault("DEMO_LOGIN", sandbox)  # password-less login: never outside a demo
+    # Password-less login: its own switch, never implied by the sandbox (a sandbox flag left on by
+    # mistake must not hand out tokens), and answered to loopback clients only (login()).
+    app.config["DEMO_LOGIN"] = _truthy(app.config.get("DEMO_LOGIN", False))
     app.config.setdefault("DEMO_USERS_DATABASE", os.path.join(app.instance_path, "demo-users.sqlite3"))
 
     os.makedirs(app.instance_path, exist_ok=True)
@@ -128,11 +134,35 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
 
 def _env_config(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``ALICERTIFY_*`` and ``SECRET_KEY`` from the environment, as strings (the extension parses them)."""
+    """``ALICERTIFY_*``, ``SECRET_KEY`` and ``DEMO_LOGIN`` from the environment, as strings."""
     found: dict[str, Any] = {k: v for k, v in environ.items() if k.startswith("ALICERTIFY_")}
-    if environ.get("SECRET_KEY"):
-        found["SECRET_KEY"] = environ["SECRET_KEY"]
+    for key in ("SECRET_KEY", "DEMO_LOGIN"):
+        if environ.get(key):
+            found[key] = environ[key]
     return found
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in _TRUE
+
+
+def _sandbox_on(value: Any) -> bool:
+    """``ALICERTIFY_SANDBOX`` is on: true, or the shared sandbox server's URL."""
+    text = str(value or "").strip().lower()
+    return _truthy(value) or text.startswith(("http://", "https://"))
+
+
+def is_loopback(host: str | None) -> bool:
+    """``host`` (an address or ``localhost``) is this machine's loopback."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 # -- the app's own data ----------------------------------------------------------------------------
@@ -272,7 +302,7 @@ def index() -> ResponseReturnValue:
             "init": f"POST {prefix}/init",
             "result": f"POST {prefix}/result",
             "status": f"GET {prefix}/result/<certifyId>",
-            "sandbox_page": f"GET {prefix}/sandbox/certify/<certifyId>"
+            "sandbox_page": "GET the certifyUrl /init answered"
             if current_app.config["DEMO_SANDBOX"]
             else None,
         },
@@ -282,11 +312,14 @@ def index() -> ResponseReturnValue:
 def login() -> ResponseReturnValue:
     """Demo login: ``{"username": "alice"}`` creates the user if needed and returns a bearer token.
 
-    No password: this exists only in the demo (``DEMO_LOGIN``, on in sandbox mode). A real
-    mini-program backend takes an ``authCode`` from ``my.getAuthCode`` instead (README.md).
+    No password: this exists only in the demo (``DEMO_LOGIN=1``, a switch of its own), and only
+    for clients on this machine. A real mini-program backend takes an ``authCode`` from
+    ``my.getAuthCode`` instead (README.md).
     """
     if not current_app.config["DEMO_LOGIN"]:
         return _error(404, "not_found", "未开放演示登录", "The demo login is off.")
+    if not is_loopback(request.remote_addr):
+        return _error(403, "forbidden", "演示登录仅限本机访问", "The demo login answers this machine only.")
     body = request.get_json(silent=True)
     username = body.get("username") if isinstance(body, dict) else None
     if not isinstance(username, str) or not _USERNAME.match(username):
@@ -354,23 +387,28 @@ def main() -> None:
     os.environ.setdefault("ALICERTIFY_SANDBOX", "true")
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    if _truthy(os.environ.get("DEMO_LOGIN")) and not is_loopback(host):
+        raise SystemExit(
+            f"DEMO_LOGIN hands out tokens without a password: it binds to loopback only, not HOST={host}"
+        )
     app = create_app()
     prefix = certify.state(app).settings.url_prefix
     base = f"http://{host}:{port}"
     mode = "SANDBOX: no Alibaba account, no network" if app.config["DEMO_SANDBOX"] else "LIVE"
+    if app.config["DEMO_LOGIN"]:
+        mode += "; demo login on (loopback only)"
     print(
         f"""
 flask-alicertify demo backend ({mode})
   {base}/                      what is served
   POST {base}{prefix}/init     start (the body of Alibaba's mini-program guide works as is)
-  GET  {base}{prefix}/sandbox/certify/<certifyId>   the stand-in certify page (open certifyUrl)
+  certifyUrl                   the stand-in certify page (open it; it carries the session's token)
 
 Walk the flow with curl:
   curl -s -X POST {base}{prefix}/init -H 'content-type: application/json' \\
        -d '{{"serviceParameters":{{"certNo":"1******************9","certName":"张先生"}}}}'
-  # open certifyUrl in a browser and click an outcome, or script it:
-  curl -s -X POST {base}{prefix}/sandbox/certify/<certifyId> -H 'content-type: application/json' \\
-       -d '{{"outcome":"pass"}}'
+  # open certifyUrl in a browser and click an outcome, or script it (the URL, token included):
+  curl -s -X POST '<certifyUrl>' -H 'content-type: application/json' -d '{{"outcome":"pass"}}'
   curl -s -X POST {base}{prefix}/result -H 'content-type: application/json' \\
        -d '{{"certifyId":"<certifyId>","resultStatus":"9000","result":null}}'
   curl -s {base}/me

@@ -2,7 +2,8 @@
 //
 // `baseUrl` is the extension's blueprint: {origin}{ALICERTIFY_URL_PREFIX}. The default is the
 // demo served by `make demo` (examples/backend in sandbox mode). On a phone or in the Alipay
-// developer tool, replace 127.0.0.1 with an address the device can reach, and for a released
+// developer tool, replace 127.0.0.1 with an address the device can reach (and set the backend's
+// SERVER_NAME to it, so certifyUrl is an absolute URL on it), and for a released
 // mini-program use an https origin listed in the console's 服务器域名白名单 (server domain allowlist).
 //
 // CommonJS on purpose: the Alipay runtime and Node (tests/clients/node/harness.js) both load it.

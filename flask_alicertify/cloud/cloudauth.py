@@ -1,14 +1,21 @@
-"""The ``cloudauth`` gateway: InitFaceVerify / DescribeFaceVerify (Cloudauth 2019-03-07).
+"""The ``cloudauth`` gateway: Init/Describe FaceVerify and DeleteFaceVerifyResult (Cloudauth 2019-03-07).
 
-Alibaba's pages: InitFaceVerify (https://help.aliyun.com/document_detail/173781.html) and
+Alibaba's pages: InitFaceVerify (https://help.aliyun.com/document_detail/173781.html),
 DescribeFaceVerify
-(https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/describefaceverify).
+(https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/describefaceverify);
+DeleteFaceVerifyResult is described in the same API reference (CertifyId, DeleteAfterQuery;
+answer ``ResultObject.DeleteResult`` Y/N with a ``FailReason``), and its quota of 10 QPS in
+https://help.aliyun.com/zh/id-verification/financial-grade-id-verification/product-overview/qps-limits-of-server-side-api-operations
 
 Field placement follows the SDK's generated methods
 (``alibabacloud_cloudauth20190307.client.Client.init_face_verify_with_options``): ``Model`` (with
 AuthId, Crop and FaceContrastPicture, which we do not send) travels in the form body, everything
 else in the query string. Like the SDK, InitFaceVerify always has a form body, possibly empty,
-and DescribeFaceVerify has none.
+and DescribeFaceVerify and DeleteFaceVerifyResult have none.
+
+With ``encrypt_type="SM2"`` the query also carries ``EncryptType=SM2`` and the wire encoder sends
+CertName and CertNo as SM2 ciphertext (:mod:`.sm2`); both travel as
+:class:`~flask_alicertify.identity.Sensitive` until then.
 
 The answer interpretation lives in :func:`init_result` and :func:`verdict` so the ``sdk`` gateway
 reads Alibaba's envelope with exactly the same rules (both built on :mod:`.envelope`).
@@ -21,27 +28,41 @@ from typing import Any
 
 import httpx
 
+from .base import DeleteResult
 from .base import GatewayConfig
 from .base import InitRequest
 from .base import InitResult
 from .base import Verdict
 from .envelope import NOT_FINISHED_CODES
 from .envelope import checked_init_result
+from .envelope import clean_token
 from .envelope import not_finished
 from .envelope import require_ok
 from .errors import CloudMalformedResponse
+from .options import encoder_for
+from .options import guard_for
 from .transport import RpcClient
+from .wire import sensitive
 
 VERSION = "2019-03-07"
 INIT = "InitFaceVerify"
 DESCRIBE = "DescribeFaceVerify"
+DELETE = "DeleteFaceVerifyResult"
+#: FailReasons of DeleteFaceVerifyResult: already deleted (a success for us), and "describe first".
+ALREADY_DELETED = "NOT_DELETE_REPEATEDLY"
+NEEDS_DESCRIBE = "NEED_QUERY_VERIFY_RESULT"
 
 __all__ = [
+    "ALREADY_DELETED",
+    "DELETE",
     "DESCRIBE",
     "INIT",
+    "NEEDS_DESCRIBE",
     "NOT_FINISHED_CODES",
     "VERSION",
     "CloudauthGateway",
+    "delete_query",
+    "delete_result",
     "init_body",
     "init_query",
     "init_result",
@@ -50,14 +71,20 @@ __all__ = [
 
 
 def init_query(config: GatewayConfig, request: InitRequest) -> dict[str, Any]:
-    """The InitFaceVerify query parameters (None values are dropped by the transport)."""
+    """The InitFaceVerify query parameters (None values are dropped by the transport).
+
+    CertName and CertNo stay :class:`~flask_alicertify.identity.Sensitive` here; the wire encoder
+    reveals (or encrypts) them.
+    """
+    encrypted = config.encrypt_type is not None
     return {
         "ProductCode": config.product_code,
         "SceneId": config.scene_id,
         "OuterOrderNo": request.outer_order_no,
         "CertType": request.cert_type,
-        "CertName": request.cert_name,
-        "CertNo": request.cert_no,
+        "CertName": sensitive(request.cert_name, "cert_name"),
+        "CertNo": sensitive(request.cert_no, "cert_no"),
+        "EncryptType": "SM2" if encrypted else None,
         "ReturnUrl": request.return_url,
         "CallbackUrl": request.callback_url,
         "CallbackToken": request.callback_token,
@@ -110,18 +137,60 @@ def verdict(data: Mapping[str, Any], request_id: str | None, endpoint: str | Non
     require_ok(DESCRIBE, data, request_id, endpoint)
     result = _result_object(DESCRIBE, data, request_id, endpoint)
     sub_code = result.get("SubCode")
+    if sub_code is not None and clean_token(sub_code) is None:
+        raise CloudMalformedResponse(
+            f"{DESCRIBE}: ResultObject.SubCode is not a code",
+            code="200",
+            request_id=request_id,
+            http_status=200,
+            endpoint=endpoint,
+        )
     return Verdict(
         finished=True,
         passed=result.get("Passed") == "T",
-        sub_code=None if sub_code is None else str(sub_code),
+        sub_code=clean_token(sub_code),
         request_id=request_id,
         code="200",
         raw=dict(data),
     )
 
 
+def delete_query(certify_id: str) -> dict[str, Any]:
+    """DeleteFaceVerifyResult's query: ``DeleteAfterQuery=Y``, i.e. only once the result was read."""
+    return {"CertifyId": certify_id, "DeleteAfterQuery": "Y"}
+
+
+def delete_result(
+    data: Mapping[str, Any], request_id: str | None, endpoint: str | None = None
+) -> DeleteResult:
+    """Read a DeleteFaceVerifyResult answer.
+
+    ``DeleteResult`` "Y": deleted. "N" with ``NOT_DELETE_REPEATEDLY``: deleted before, which is
+    what the caller wanted (``deleted=True`` with that reason). "N" with
+    ``NEED_QUERY_VERIFY_RESULT`` or any other reason: not deleted; describe, then ask again.
+    A non-200 Code is a :class:`CloudBusinessError`.
+    """
+    require_ok(DELETE, data, request_id, endpoint)
+    result = _result_object(DELETE, data, request_id, endpoint)
+    flag = result.get("DeleteResult")
+    reason = clean_token(result.get("FailReason"))
+    if flag == "Y":
+        return DeleteResult(deleted=True, reason=None, request_id=request_id)
+    if flag == "N":
+        return DeleteResult(
+            deleted=reason == ALREADY_DELETED, reason=reason or "UNKNOWN", request_id=request_id
+        )
+    raise CloudMalformedResponse(
+        f"{DELETE}: ResultObject.DeleteResult is neither Y nor N",
+        code="200",
+        request_id=request_id,
+        http_status=200,
+        endpoint=endpoint,
+    )
+
+
 class CloudauthGateway:
-    """InitFaceVerify / DescribeFaceVerify over our own signed httpx client."""
+    """InitFaceVerify / DescribeFaceVerify / DeleteFaceVerifyResult over our own signed httpx client."""
 
     api = "cloudauth"
     version = VERSION
@@ -134,6 +203,9 @@ class CloudauthGateway:
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             transport=transport,
+            encoder=encoder_for(config),
+            guard=guard_for(config),
+            quota_scope="cloudauth",
         )
 
     def init(self, request: InitRequest) -> InitResult:
@@ -147,6 +219,10 @@ class CloudauthGateway:
             DESCRIBE, self.version, query={"CertifyId": certify_id, "SceneId": self.config.scene_id}
         )
         return verdict(data, request_id, endpoint)
+
+    def delete(self, certify_id: str) -> DeleteResult:
+        data, request_id, endpoint = self.transport.call(DELETE, self.version, query=delete_query(certify_id))
+        return delete_result(data, request_id, endpoint)
 
     def close(self) -> None:
         self.transport.close()

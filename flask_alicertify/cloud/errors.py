@@ -83,5 +83,9 @@ class CloudBusinessError(CloudError):
     """HTTP 200 with a non-"200" body ``Code`` (e.g. 401 illegal parameter, 417, 418)."""
 
 
+class CloudNotSupported(CloudError):
+    """The configured API documents no such call (e.g. DeleteFaceVerifyResult on SAF)."""
+
+
 class CredentialsMissing(CloudError):
     """No access key was configured and none could be found in the environment or chain."""

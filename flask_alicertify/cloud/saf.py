@@ -11,7 +11,11 @@ Several details are UNCONFIRMED upstream, so the reader accepts every documented
   ``passed`` is also read as "not finished", since only ``passed`` carries a verdict.
 
 Placement: the official SAF SDK sends the whole request model (``Service``, ``ServiceParameters``)
-as the form body, so the identity never appears in a URL on this path.
+as the form body, so the identity never appears in a URL on this path. With ``encrypt_type="SM2"``
+the parameters carry ``"encryptType": "SM2"`` and the wire encoder puts SM2 ciphertext in
+``certName``/``certNo`` (:mod:`.sm2`).
+
+SAF documents no deletion call: :meth:`SafGateway.delete` raises :class:`CloudNotSupported`.
 """
 
 from __future__ import annotations
@@ -24,23 +28,33 @@ import httpx
 
 from .base import DEFAULT_CLOUDAUTH_ENDPOINTS
 from .base import DEFAULT_SAF_ENDPOINTS
+from .base import DeleteResult
 from .base import GatewayConfig
 from .base import InitRequest
 from .base import InitResult
 from .base import Verdict
+from .envelope import MAX_DEPTH
 from .envelope import NOT_FINISHED_CODES
 from .envelope import OK_CODE
 from .envelope import body_code
 from .envelope import checked_init_result
+from .envelope import clean_token
+from .envelope import json_depth
 from .envelope import not_finished
 from .envelope import require_ok
 from .errors import CloudMalformedResponse
+from .errors import CloudNotSupported
+from .options import encoder_for
+from .options import guard_for
 from .transport import RpcClient
+from .wire import JsonParam
+from .wire import sensitive
 
 __all__ = ["ACTION", "NOT_FINISHED_CODES", "SERVICE", "SafGateway"]
 
 ACTION = "ExecuteRequest"
 SERVICE = "fin_face_verify"
+_NOT_JSON = object()
 
 
 def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
@@ -70,6 +84,9 @@ class SafGateway:
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             transport=transport,
+            encoder=encoder_for(config),
+            guard=guard_for(config),
+            quota_scope="saf",
         )
 
     # -- wire ---------------------------------------------------------------------------------
@@ -82,10 +99,12 @@ class SafGateway:
             "bizCode": self.biz_code,
             "identityType": "CERT_INFO",
             "certType": request.cert_type or "IDENTITY_CARD",
-            "certNo": request.cert_no,
-            "certName": request.cert_name,
+            "certNo": sensitive(request.cert_no, "cert_no"),
+            "certName": sensitive(request.cert_name, "cert_name"),
             "returnUrl": request.return_url or "",
         }
+        if self.config.encrypt_type is not None:
+            params["encryptType"] = "SM2"
         if request.callback_url:
             params["callbackUrl"] = request.callback_url
         if request.callback_token:
@@ -96,10 +115,8 @@ class SafGateway:
         return {"method": "query", "certifyId": certify_id, "sceneId": self.config.scene_id}
 
     def _execute(self, parameters: Mapping[str, Any]) -> tuple[dict[str, Any], str | None, str]:
-        body = {
-            "Service": SERVICE,
-            "ServiceParameters": json.dumps(parameters, ensure_ascii=False, separators=(",", ":")),
-        }
+        # Serialised by the wire encoder, the only place that reveals (or encrypts) the identity.
+        body = {"Service": SERVICE, "ServiceParameters": JsonParam(parameters)}
         data, request_id, endpoint = self.transport.call(ACTION, self.version, query={}, body=body)
         return data, request_id, endpoint
 
@@ -113,14 +130,16 @@ class SafGateway:
         if isinstance(data, str):
             try:
                 data = json.loads(data) if data.strip() else None
-            except ValueError:
+            except (ValueError, RecursionError):
+                data = _NOT_JSON
+            if data is _NOT_JSON or json_depth(data) > MAX_DEPTH:
                 raise CloudMalformedResponse(
-                    f"{ACTION}:{method}: Data is a string but not JSON",
+                    f"{ACTION}:{method}: Data is a string but not usable JSON",
                     code=body_code(envelope),
                     request_id=request_id,
                     http_status=200,
                     endpoint=endpoint,
-                ) from None
+                )
         if data is not None and not isinstance(data, Mapping):
             raise CloudMalformedResponse(
                 f"{ACTION}:{method}: Data is {type(data).__name__}, not an object",
@@ -155,13 +174,29 @@ class SafGateway:
             # Code 200 with no verdict: nothing to decide on yet.
             return Verdict(finished=False, passed=False, request_id=request_id, code=OK_CODE, raw=envelope)
         sub_code = _first(data, "subCode", "SubCode")
+        if sub_code is not None and clean_token(sub_code) is None:
+            raise CloudMalformedResponse(
+                f"{ACTION}:query: subCode is not a code",
+                code=OK_CODE,
+                request_id=request_id,
+                http_status=200,
+                endpoint=endpoint,
+            )
         return Verdict(
             finished=True,
             passed=str(passed) == "T",
-            sub_code=None if sub_code is None else str(sub_code),
+            sub_code=clean_token(sub_code),
             request_id=request_id,
             code="200",
             raw=envelope,
+        )
+
+    def delete(self, certify_id: str) -> DeleteResult:
+        """SAF documents no DeleteFaceVerifyResult; the settings refuse the combination up front."""
+        raise CloudNotSupported(
+            "the 'saf' API documents no deletion call (DeleteFaceVerifyResult is a cloudauth action);"
+            " use ALICERTIFY_API = 'cloudauth' or 'sdk' to delete results at Alibaba",
+            code="NotSupported",
         )
 
     def close(self) -> None:

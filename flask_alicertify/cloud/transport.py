@@ -13,23 +13,31 @@ One ``httpx.Client`` per :class:`RpcClient`, for the life of the app: building a
 about 50 ms (SSL context, certifi), and reusing it keeps TCP/TLS connections alive between calls,
 which is where the real latency to Alibaba is.
 
-Error policy (the loop itself is :func:`.failover.with_failover`):
+Error policy (the loop itself is :func:`.failover.with_failover`). Whatever goes wrong, the caller
+gets one of :mod:`.errors`' types, never an httpx, zlib, json or Unicode exception:
 
-* connect error, timeout, other transport errors, HTTP 5xx, body ``Code`` 500 -> try the next
-  endpoint; when none is left, :class:`CloudUnavailable` with the last cause;
+* connect error, timeout (including the attempt's total deadline, :mod:`.deadline`), any other
+  transport or protocol error, HTTP 5xx, body ``Code`` 500 -> try the next endpoint; when none is
+  left, :class:`CloudUnavailable` with the last cause;
 * throttling (HTTP 429, a ``Throttling*`` code, or an ``x-acs-retry-after`` header on an error) ->
   :class:`CloudThrottled` at once: the QPS quota is per account, another region does not help;
+  the quota guard (:mod:`.quota`) raises the same before a call it holds back;
 * HTTP 4xx -> :class:`CloudRejected`; never failed over (the same request would be rejected again);
-* non-JSON, or JSON that is not an object -> :class:`CloudMalformedResponse` (failed over only
-  when the status was 5xx, since that is a gateway error page);
+* an answer that is not a JSON object, is nested absurdly deep, is over 1 MiB, or claims a
+  compression it does not have -> :class:`CloudMalformedResponse` (failed over only when the
+  status was 5xx, since that is a gateway error page);
 * HTTP 200 with a business ``Code`` -> returned to the caller, who reads it with
   :mod:`.envelope`.
+
+Tracebacks: an httpx exception's frames hold the request (its URL carries CertName and CertNo
+when SM2 is off), so our errors are raised *after* the ``except`` block, from a frame that holds
+only the masked parameters: no ``__cause__``, no ``__context__``. The original exception's type
+and (redacted) message are kept in our error's message.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import ssl
 import time
@@ -46,20 +54,26 @@ import httpx
 
 from . import signer
 from .base import CredentialsProvider
+from .deadline import MAX_ANSWER_BYTES
+from .deadline import arm
 from .envelope import body_code
 from .envelope import body_message
 from .envelope import checked_init_result
+from .envelope import clean_token
 from .envelope import is_throttling
-from .envelope import str_or_none
+from .envelope import parse_object
 from .errors import CloudMalformedResponse
 from .errors import CloudRejected
 from .errors import CloudThrottled
 from .errors import CloudUnavailable
+from .exchange import Fault
+from .exchange import exchange
 from .failover import Failover
 from .failover import server_error
 from .failover import with_failover
+from .quota import QuotaGuard
 from .redact import install_log_redaction
-from .redact import redact
+from .wire import WireEncoder
 
 __all__ = [
     "USER_AGENT",
@@ -131,6 +145,8 @@ class RpcClient:
 
     ``transport`` is an ``httpx.BaseTransport`` to send through (the fake cloud's, in tests);
     ``None`` uses httpx's default ``HTTPTransport``, which pytest-httpx can intercept.
+    ``encoder`` turns parameters into wire text (SM2 when configured); ``guard`` holds calls under
+    the account's QPS, keyed by ``quota_scope`` and the action.
     """
 
     def __init__(
@@ -142,6 +158,10 @@ class RpcClient:
         read_timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = USER_AGENT,
+        encoder: WireEncoder | None = None,
+        guard: QuotaGuard | None = None,
+        quota_scope: str = "cloudauth",
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
@@ -154,15 +174,23 @@ class RpcClient:
         self.timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         )
+        #: One attempt (connect, TLS, send, every byte of the answer) ends within this many seconds.
+        self.attempt_timeout = connect_timeout + read_timeout
         self.user_agent = user_agent
+        self.encoder = encoder or WireEncoder()
+        self.guard = guard
+        self.quota_scope = quota_scope
+        self.max_answer_bytes = max_answer_bytes
         install_log_redaction()
         # No redirects (a 3xx is not an Alibaba answer), no env proxies surprises beyond httpx's
         # defaults, one pool for every endpoint.
         if transport is None:
             verify = default_ssl_context()
             self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, verify=verify)
+            self.deadline_armed = arm(self._client)
         else:
             self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, transport=transport)
+            self.deadline_armed = False
         self._closed = False
 
     # -- building -----------------------------------------------------------------------------
@@ -179,7 +207,7 @@ class RpcClient:
         nonce: str | None = None,
     ) -> httpx.Request:
         """The signed request for one attempt (fresh date and nonce unless given, for tests)."""
-        clean_query = {k: str(v) for k, v in sorted(query.items()) if v is not None}
+        clean_query = self.encoder.fields(query)
         host = self._hosts.get(endpoint) or urlsplit(endpoint).netloc
         headers: dict[str, str] = {
             "host": host,
@@ -192,8 +220,7 @@ class RpcClient:
         }
         content = b""
         if body is not None:
-            form = {k: str(v) for k, v in sorted(body.items()) if v is not None}
-            content = urlencode(form).encode("utf-8")
+            content = urlencode(self.encoder.fields(body)).encode("utf-8")
             headers["content-type"] = FORM_CONTENT_TYPE
         payload_hash = signer.hash_payload(content)
         headers["x-acs-content-sha256"] = payload_hash
@@ -234,13 +261,20 @@ class RpcClient:
         """Send ``action`` to each endpoint in turn until one gives a usable answer.
 
         Returns the JSON object of an HTTP 2xx answer whose ``Code`` is not 500; business codes
-        are the caller's to interpret.
+        are the caller's to interpret. Every attempt takes a quota slot (the quota is per
+        account, whichever region answers); the wait for slots is bounded once per call.
         """
         if self._closed:
             raise RuntimeError("the RPC client is closed")
-        return with_failover(
-            action, self.endpoints, lambda endpoint: self._attempt(endpoint, action, version, query, body)
-        )
+        guard = self.guard
+        until = None if guard is None else time.monotonic() + guard.wait
+
+        def attempt(endpoint: str) -> CallResult:
+            if guard is not None:
+                guard.acquire(self.quota_scope, action, until=until)
+            return self._attempt(endpoint, action, version, query, body)
+
+        return with_failover(action, self.endpoints, attempt)
 
     def _attempt(
         self,
@@ -250,38 +284,23 @@ class RpcClient:
         query: Mapping[str, Any],
         body: Mapping[str, Any] | None,
     ) -> CallResult:
-        request = self.build_request(endpoint, action, version, query=query, body=body)
         started = time.perf_counter()
-        try:
-            response = self._client.send(request)
-        except httpx.TimeoutException as exc:
-            self._log(action, endpoint, None, None, started, f"timeout ({type(exc).__name__})")
-            error = CloudUnavailable(
-                f"{action}: timed out ({type(exc).__name__})", code="Timeout", endpoint=endpoint
-            )
-            error.__cause__ = exc
-            raise Failover(error) from exc
-        except httpx.TransportError as exc:
-            self._log(action, endpoint, None, None, started, f"transport error ({type(exc).__name__})")
-            error = CloudUnavailable(
-                f"{action}: {type(exc).__name__}: {redact(str(exc))}",
-                code="TransportError",
-                endpoint=endpoint,
-            )
-            error.__cause__ = exc
-            raise Failover(error) from exc
+        answer = exchange(
+            self._client,
+            lambda: self.build_request(endpoint, action, version, query=query, body=body),
+            attempt_timeout=self.attempt_timeout,
+            cap=self.max_answer_bytes,
+        )
+        if isinstance(answer, Fault):
+            raise self._fault_error(action, endpoint, answer, started)
 
-        status = response.status_code
-        header_request_id = response.headers.get("x-acs-request-id")
-        try:
-            data = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, dict):
-            what = "not JSON" if data is None else f"JSON {type(data).__name__}, not an object"
+        status = answer.status
+        header_request_id = clean_token(answer.headers.get("x-acs-request-id"))
+        data, problem = parse_object(answer.content)
+        if data is None:
             self._log(action, endpoint, status, header_request_id, started, "malformed")
             malformed = CloudMalformedResponse(
-                f"{action}: answer is {what}",
+                f"{action}: answer is {problem}",
                 request_id=header_request_id,
                 http_status=status,
                 endpoint=endpoint,
@@ -290,13 +309,13 @@ class RpcClient:
                 raise Failover(malformed)
             raise malformed
 
-        request_id = str_or_none(data.get("RequestId", data.get("requestId"))) or header_request_id
+        request_id = clean_token(data.get("RequestId", data.get("requestId"))) or header_request_id
         code = body_code(data)
         message = body_message(data) or ""
         self._log(action, endpoint, status, request_id, started, f"code={code}")
 
         throttling_code = is_throttling(code)
-        retry_after = _retry_after_seconds(response.headers) if status >= 400 or throttling_code else None
+        retry_after = _retry_after_seconds(answer.headers) if status >= 400 or throttling_code else None
         throttled = status == 429 or throttling_code or (status >= 400 and retry_after is not None)
         if throttled:
             raise CloudThrottled(
@@ -329,6 +348,30 @@ class RpcClient:
             )
         return CallResult(data, request_id, endpoint)
 
+    def _fault_error(self, action: str, endpoint: str, fault: Fault, started: float) -> Exception:
+        """The typed error (or :class:`Failover`) for a failed exchange."""
+        # The fault's text is ours or a redacted library message: never a parameter value.
+        self._log(action, endpoint, fault.status, fault.request_id, started, f"{fault.kind}: {fault.message}")
+        if fault.error is not None:
+            return fault.error
+        if fault.kind in ("timeout", "transport"):
+            return Failover(
+                CloudUnavailable(
+                    f"{action}: {fault.message}",
+                    code="Timeout" if fault.kind == "timeout" else "TransportError",
+                    endpoint=endpoint,
+                )
+            )
+        if fault.kind == "request":
+            return CloudRejected(f"{action}: {fault.message}", code="RequestNotEncodable", endpoint=endpoint)
+        malformed = CloudMalformedResponse(
+            f"{action}: {fault.message}",
+            request_id=fault.request_id,
+            http_status=fault.status,
+            endpoint=endpoint,
+        )
+        return Failover(malformed) if fault.status is not None and fault.status >= 500 else malformed
+
     @staticmethod
     def _log(
         action: str,
@@ -340,7 +383,7 @@ class RpcClient:
     ) -> None:
         # Only these fields, ever: no URL, no parameters, no body (personal data lives there).
         ms = (time.perf_counter() - started) * 1000.0
-        ok = status is not None and 200 <= status < 300 and outcome != "malformed"
+        ok = status is not None and 200 <= status < 300 and outcome.startswith("code=")
         logger.log(
             logging.DEBUG if ok else logging.WARNING,
             "alibaba %s endpoint=%s status=%s request_id=%s duration_ms=%.1f %s",

@@ -149,6 +149,8 @@ class NewSession:
     answer: Answer
     product_code: str | None = None
     meta_info: str | None = None
+    #: ``"SM2"`` when ``cert_name``/``cert_no`` arrived encrypted (they are decrypted here).
+    encrypt_type: str | None = None
 
     def open(self, certify_id: str, *, created_at: float, certify_url: str) -> Session:
         return Session(
@@ -165,7 +167,20 @@ class NewSession:
             certify_url=certify_url,
             product_code=self.product_code,
             meta_info=self.meta_info,
+            encrypt_type=self.encrypt_type,
         )
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A ``DeleteFaceVerifyResult``: forget the session's personal data, answer ``DeleteResult``.
+
+    ``after_query`` is ``DeleteAfterQuery=Y``: refused (``NEED_QUERY_VERIFY_RESULT``) until
+    the session was described at least once.
+    """
+
+    certify_id: str
+    after_query: bool
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,7 @@ class Lookup:
     answer: Answer
 
 
-Decision = Refusal | NewSession | Lookup
+Decision = Refusal | NewSession | Lookup | Deletion
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +205,8 @@ class InitRules(Protocol):
 
     https_callbacks_only: bool
     scene_ids: frozenset[str] | None
+    #: Decrypts ``EncryptType=SM2`` identities; None answers every encrypted init with Code 501.
+    sm2_private_key: str | None
 
 
 def missing(values: Mapping[str, str | None], names: Sequence[str]) -> Refusal | None:
@@ -205,24 +222,31 @@ def check_scene(rules: InitRules, scene_id: str) -> Refusal | None:
     return None
 
 
+def check_encrypt_type(encrypt_type: str | None) -> Refusal | None:
+    """Code 401 for an ``EncryptType`` other than SM2 (the only one Alibaba documents)."""
+    if encrypt_type is not None and encrypt_type.upper() != "SM2":
+        return Refusal("401", "EncryptType must be SM2")
+    return None
+
+
 def check_init(
     rules: InitRules,
     *,
     scene_id: str,
     outer_order_no: str,
     cert_no: str,
-    encrypt_type: str | None,
     callback_url: str | None,
 ) -> Refusal | None:
-    """The Code 401 参数非法 checks of an init parameter both APIs have, then the scene check."""
+    """The Code 401 参数非法 checks of an init parameter both APIs have, then the scene check.
+
+    ``cert_no`` is the clear ID number (already decrypted when the init was SM2-encrypted).
+    """
     if not _SCENE_ID.fullmatch(scene_id):
         return Refusal("401", "SceneId must be a number")
     if not _OUTER_ORDER_NO.fullmatch(outer_order_no):
         return Refusal("401", "OuterOrderNo must be 1-32 letters or digits")
-    if (encrypt_type or "").upper() != "SM2" and not _CERT_NO.fullmatch(cert_no):
+    if not _CERT_NO.fullmatch(cert_no):
         return Refusal("401", "CertNo must be 15 digits, or 17 digits and a digit or X")
-    if encrypt_type is not None and encrypt_type.upper() != "SM2":
-        return Refusal("401", "EncryptType must be SM2")
     if callback_url is not None:
         scheme = urlsplit(callback_url).scheme.lower()
         allowed = ("https",) if rules.https_callbacks_only else ("https", "http")

@@ -1,10 +1,12 @@
 """A stateful fake of Alibaba Cloud's ID-verification APIs that speaks the real wire protocol.
 
 One :class:`FakeCloud` answers both APIs at once, whatever the app under test is configured
-for: cloudauth ``InitFaceVerify``/``DescribeFaceVerify`` (2019-03-07) and SAF ``ExecuteRequest``
-``fin_face_verify``. It checks the V3 signature of every request like Alibaba's gateway, and
-answers with Alibaba's envelopes and codes. Tests script what the user does (:class:`Outcome`)
-and what goes wrong on the way (:class:`Fault`), then inspect every call (:class:`Call`).
+for: cloudauth ``InitFaceVerify``/``DescribeFaceVerify``/``DeleteFaceVerifyResult`` (2019-03-07)
+and SAF ``ExecuteRequest`` ``fin_face_verify``. It checks the V3 signature of every request like
+Alibaba's gateway, decrypts SM2-encrypted identities with its test key pair, can enforce
+Alibaba's QPS limits, and answers with Alibaba's envelopes and codes. Tests script what the user
+does (:class:`Outcome`) and what goes wrong on the way (:class:`Fault`), then inspect every call
+(:class:`Call`).
 
 This module is the cloud itself: its state, one lock, dispatch and fault injection. Each API's
 parameters and answers live in :mod:`.cloudauth_api` and :mod:`.saf_api`, the wire rules in
@@ -36,37 +38,29 @@ from . import cloudauth_api
 from . import protocol
 from . import saf_api
 from . import server
+from .api_common import Deletion
 from .api_common import Incoming
 from .api_common import NewSession
 from .api_common import Refusal
 from .api_common import check_scene
-from .cloudauth_api import CERT_TYPES as CERT_TYPES
-from .cloudauth_api import DESCRIBE_REQUIRED as DESCRIBE_REQUIRED
-from .cloudauth_api import INIT_REQUIRED as INIT_REQUIRED
-from .cloudauth_api import MODELS as MODELS
-from .cloudauth_api import PRODUCT_CODES as PRODUCT_CODES
+from .encryption import SANDBOX_SM2_PRIVATE_KEY
+from .encryption import SANDBOX_SM2_PUBLIC_KEY
 from .faults import FaultPlan
 from .faults import action_matches
 from .faults import fault_response
 from .faults import normalise_host
 from .faults import transport_error
+from .limits import QpsLimiter
+from .links import LinkSigner
 from .protocol import GatewayError
-from .protocol import WireRequest as WireRequest
-from .saf_api import BIZ_CODES as SAF_BIZ_CODES  # noqa: F401 - its old name
-from .saf_api import INIT_REQUIRED as SAF_INIT_REQUIRED  # noqa: F401 - its old name
-from .saf_api import QUERY_REQUIRED as SAF_QUERY_REQUIRED  # noqa: F401 - its old name
 from .transport import FakeTransport
-from .values import PII_KEYS as PII_KEYS
-from .values import SECRET_KEYS as SECRET_KEYS
-from .values import SESSION_TTL as SESSION_TTL
 from .values import Call
 from .values import Fault
-from .values import FaultKind as FaultKind
 from .values import Outcome
-from .values import OutcomeKind as OutcomeKind
 from .values import Session
 from .values import SessionDecided
 from .values import SessionExpired
+from .values import wall_clock
 
 #: The ID-number masking rule under its old name: :func:`flask_alicertify.identity.mask_cert_no`
 #: (first and last character kept). Names are masked with ``identity.mask_cert_name``.
@@ -75,15 +69,6 @@ mask = mask_cert_no
 DEFAULT_ACCESS_KEY_ID = "LTAI5tFakeAccessKeyId0001"
 DEFAULT_ACCESS_KEY_SECRET = "fake-secret"
 DEFAULT_CERTIFY_URL = "https://sandbox.alicertify.invalid/certify/{certify_id}"
-
-
-def wall_clock() -> float:
-    """``time.time()`` looked up on every call, so freezegun or time-machine travel moves the fake.
-
-    A ``time.time`` captured as a default argument would keep the real function after freezegun
-    patched the module: the fake and the extension would disagree about the time.
-    """
-    return time.time()
 
 
 class FakeCloud:
@@ -103,6 +88,15 @@ class FakeCloud:
     :param timeout_seconds: how long the loopback server stalls for :meth:`Fault.timeout`.
     :param https_callbacks_only: Alibaba refuses a CallbackUrl that is not https (Code 401);
         switch off for a local demo whose callback is plain http.
+    :param sm2_private_key: decrypts ``EncryptType=SM2`` identities (hex); the sandbox's fixed
+        test key by default, whose public half is :attr:`sm2_public_key`. None: every encrypted
+        init answers Code 501.
+    :param sm2_public_key: the public key apps must encrypt to (``ALICERTIFY_SM2_PUBLIC_KEY``);
+        give it with your own ``sm2_private_key``.
+    :param qps: per-action calls allowed in any one second (e.g. :data:`.limits.ALIBABA_QPS`);
+        calls beyond answer HTTP 429 ``Throttling.User``. Off (None) by default.
+    :param latency: seconds every API call waits before it is answered (outside the lock), the
+        round trip and work of the real service, for load tests.
     """
 
     def __init__(
@@ -119,11 +113,17 @@ class FakeCloud:
         clock: Callable[[], float] | None = None,
         timeout_seconds: float = 2.0,
         https_callbacks_only: bool = True,
+        sm2_private_key: str | None = SANDBOX_SM2_PRIVATE_KEY,
+        sm2_public_key: str | None = None,
+        qps: Mapping[str, float] | None = None,
+        latency: float = 0.0,
     ) -> None:
         if saf_style not in ("upper", "lower"):
             raise ValueError("saf_style must be 'upper' or 'lower'")
         if "{certify_id}" not in certify_url:
             raise ValueError("certify_url must contain '{certify_id}'")
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.security_token = security_token
@@ -137,6 +137,13 @@ class FakeCloud:
         self.clock: Callable[[], float] = clock if clock is not None else wall_clock
         self.timeout_seconds = timeout_seconds
         self.https_callbacks_only = https_callbacks_only
+        self.sm2_private_key = sm2_private_key
+        self.sm2_public_key = sm2_public_key or (
+            SANDBOX_SM2_PUBLIC_KEY if sm2_private_key == SANDBOX_SM2_PRIVATE_KEY else None
+        )
+        self.latency = latency
+        self.links = LinkSigner()
+        self._limiter = QpsLimiter(qps) if qps else None
         self._lock = threading.RLock()
         self._reset_state()
 
@@ -148,6 +155,7 @@ class FakeCloud:
         self._next: deque[Outcome] = deque()
         self._faults = FaultPlan()
         self._connections_opened = 0
+        self._deleted: list[str] = []
 
     def __repr__(self) -> str:
         with self._lock:
@@ -186,6 +194,21 @@ class FakeCloud:
         """Count one TCP connection; the loopback server of :meth:`serve` calls this."""
         with self._lock:
             self._connections_opened += 1
+
+    @property
+    def deleted(self) -> list[str]:
+        """Certify ids whose data DeleteFaceVerifyResult removed, in the order it happened."""
+        with self._lock:
+            return list(self._deleted)
+
+    def check_link(self, certify_id: str, token: str | None) -> bool:
+        """True when ``token`` is the secret of the certify URL this fake issued for ``certify_id``.
+
+        False for a certify id it never issued, so a guessed id and a guessed token look alike.
+        """
+        with self._lock:
+            known = certify_id in self._sessions
+        return known and self.links.check(certify_id, token)
 
     def is_expired(self, certify_id: str) -> bool:
         with self._lock:
@@ -256,9 +279,11 @@ class FakeCloud:
             self._faults.endpoint_up(host)
 
     def reset(self) -> None:
-        """Forget everything: sessions, calls, scripts, faults, downed endpoints; re-seed ids."""
+        """Forget everything: sessions, calls, scripts, faults, downed endpoints, QPS windows; re-seed ids."""
         with self._lock:
             self._reset_state()
+            if self._limiter is not None:
+                self._limiter.reset()
 
     # -- ways in ------------------------------------------------------------------------------
 
@@ -281,6 +306,8 @@ class FakeCloud:
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request exactly as Alibaba would, or raise the httpx error of an injected fault."""
         wire = protocol.read_request(request)
+        if self.latency:
+            time.sleep(self.latency)
         with self._lock:
             request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4)).upper()
             call = Incoming.read(wire, request_id, self.clock())
@@ -304,6 +331,11 @@ class FakeCloud:
                 return self._answer(
                     protocol.gateway_error(exc.status, exc.code, exc.message, request_id, wire.host), request
                 )
+            wait = self._limiter.take(call.action) if self._limiter is not None else None
+            if wait is not None:
+                response, code = fault_response(Fault.throttle(wait), call, lambda c: self._business(call, c))
+                self._record(call, response.status_code, code, fault="qps_limit")
+                return self._answer(response, request)
             return self._answer(self._dispatch(call), request)
 
     # -- internals ----------------------------------------------------------------------------
@@ -332,6 +364,8 @@ class FakeCloud:
             session = self._open(decision)
             self._record(call, 200, "200", certify_id=session.certify_id)
             return self._business(call, "200", decision.answer(session))
+        if isinstance(decision, Deletion):
+            return self._delete(call, decision)
         refusal = check_scene(self, decision.scene_id)
         if refusal is not None:
             return self._refuse(call, refusal)
@@ -344,6 +378,16 @@ class FakeCloud:
         self._record(call, 200, "200", certify_id=found.certify_id)
         return self._business(call, "200", decision.answer(found))
 
+    def _delete(self, call: Incoming, decision: Deletion) -> httpx.Response:
+        session = self._sessions.get(decision.certify_id)
+        if session is None or session.api != "cloudauth":
+            return self._refuse(call, Refusal("406", "certify id not issued by InitFaceVerify"))
+        reason = session.delete(decision.after_query, self.clock())
+        if reason is None:
+            self._deleted.append(session.certify_id)
+        self._record(call, 200, "200", certify_id=session.certify_id, detail=reason)
+        return self._business(call, "200", cloudauth_api.delete_answer(session.certify_id, reason))
+
     def _open(self, decision: NewSession) -> Session:
         while True:
             certify_id = f"{self._ids.getrandbits(128):032x}"
@@ -351,7 +395,7 @@ class FakeCloud:
                 break
         outcome = self._next.popleft() if self._next else None
         session = decision.open(
-            certify_id, created_at=self.clock(), certify_url=self.certify_url.format(certify_id=certify_id)
+            certify_id, created_at=self.clock(), certify_url=self.links.url(self.certify_url, certify_id)
         )
         session.outcome, session.scripted = outcome, outcome is not None
         self._sessions[certify_id] = session
@@ -398,14 +442,5 @@ class FakeCloud:
         self._calls.append(call.recorded(status, code, certify_id=certify_id, fault=fault, detail=detail))
 
 
-__all__ = [
-    "Call",
-    "FakeCloud",
-    "FakeTransport",
-    "Fault",
-    "Outcome",
-    "Session",
-    "SessionDecided",
-    "SessionExpired",
-    "mask",
-]
+__all__ = ["Call", "FakeCloud", "FakeTransport", "Fault", "Outcome"]
+__all__ += ["Session", "SessionDecided", "SessionExpired", "mask", "wall_clock"]

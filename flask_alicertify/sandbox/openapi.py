@@ -57,19 +57,30 @@ VERIFY_RESULT_SCHEMA: Mapping[str, Any] = {
 def openapi_paths(
     url_prefix: str, error_responses: Callable[[Sequence[str]], dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """``GET`` and ``POST {url_prefix}/sandbox/certify/{certifyId}``, with their error answers."""
+    """``GET`` and ``POST {url_prefix}/sandbox/certify/{certifyId}``, with their error answers.
+
+    Both need the session's secret in ``token``, as the ``certifyUrl`` of Init carries it; without
+    it (or with another session's) they answer 404.
+    """
     certify_id = {
         "name": "certifyId",
         "in": "path",
         "required": True,
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CERTIFY_ID},
     }
+    token = {
+        "name": "token",
+        "in": "query",
+        "required": True,
+        "description": "The session's secret, from the certifyUrl Init answered with.",
+        "schema": {"type": "string", "minLength": 1},
+    }
     return {
         url_prefix.rstrip("/") + "/sandbox/certify/{certifyId}": {
             "get": {
                 "operationId": "sandboxPage",
                 "summary": "Sandbox only: the page standing in for Alibaba's certify page.",
-                "parameters": [dict(certify_id)],
+                "parameters": [dict(certify_id), dict(token)],
                 "responses": {
                     "200": {
                         "description": "An HTML page with one button per outcome.",
@@ -81,7 +92,7 @@ def openapi_paths(
             "post": {
                 "operationId": "sandboxOutcome",
                 "summary": "Sandbox only: record what the simulated user did; answer the verifyResult.",
-                "parameters": [dict(certify_id)],
+                "parameters": [dict(certify_id), dict(token)],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": copy.deepcopy(OUTCOME_SCHEMA)}},

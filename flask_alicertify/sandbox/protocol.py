@@ -20,7 +20,9 @@ from ..cloud import signer
 
 CLOUDAUTH_VERSION = "2019-03-07"
 SAF_VERSIONS: frozenset[str] = frozenset({"2017-03-31", "2019-05-21"})
-CLOUDAUTH_ACTIONS: frozenset[str] = frozenset({"InitFaceVerify", "DescribeFaceVerify"})
+CLOUDAUTH_ACTIONS: frozenset[str] = frozenset(
+    {"InitFaceVerify", "DescribeFaceVerify", "DeleteFaceVerifyResult"}
+)
 SAF_ACTION = "ExecuteRequest"
 SAF_SERVICE = "fin_face_verify"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -54,6 +56,9 @@ BUSINESS_MESSAGES: Mapping[str, str] = {
     "424": "身份认证记录不存在",
     "427": "业务策略限制",
     "500": "系统错误",
+    # Not in the tables: what integrators report for an SM2 ciphertext Alibaba cannot decrypt
+    # (wrong layout, wrong key, bad Base64), the one answer such a mistake ever gets.
+    "501": "系统错误",
 }
 
 #: Gateway-level ``Code`` for an injected HTTP status (the JSON error body of a non-200 answer).

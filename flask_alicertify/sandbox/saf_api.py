@@ -22,11 +22,13 @@ from .api_common import InitRules
 from .api_common import Lookup
 from .api_common import NewSession
 from .api_common import Refusal
+from .api_common import check_encrypt_type
 from .api_common import check_init
 from .api_common import material_info
 from .api_common import missing
 from .api_common import text
 from .cloudauth_api import CERT_TYPES
+from .encryption import decrypt_identity
 from .values import Session
 
 API: ApiName = "saf"
@@ -89,13 +91,24 @@ def _init(values: Mapping[str, str | None], rules: InitRules) -> Decision:
         return problem
     scene_id = values["sceneId"] or ""
     order = values["outerOrderNo"] or ""
-    cert_no = values["certNo"] or ""
+    encrypt_type = values.get("encryptType")
+    problem = check_encrypt_type(encrypt_type)
+    if problem is not None:
+        return problem
+    identity = decrypt_identity(
+        rules.sm2_private_key,
+        encrypt_type,
+        ("certName", "certNo"),
+        (values["certName"] or "", values["certNo"] or ""),
+    )
+    if isinstance(identity, Refusal):
+        return identity
+    cert_name, cert_no = identity
     problem = check_init(
         rules,
         scene_id=scene_id,
         outer_order_no=order,
         cert_no=cert_no,
-        encrypt_type=values.get("encryptType"),
         callback_url=values.get("callbackUrl") or None,
     )
     if problem is None:
@@ -111,13 +124,14 @@ def _init(values: Mapping[str, str | None], rules: InitRules) -> Decision:
         api=API,
         outer_order_no=order,
         scene_id=scene_id,
-        cert_name=values["certName"] or "",
+        cert_name=cert_name,
         cert_no=cert_no,
         return_url=values.get("returnUrl"),
         callback_url=values.get("callbackUrl") or None,
         callback_token=values.get("callbackToken") or None,
         answer=_init_answer,
         meta_info=values.get("metaInfo"),
+        encrypt_type=encrypt_type,
     )
 
 
@@ -126,6 +140,8 @@ def _init_answer(session: Session) -> dict[str, Any]:
 
 
 def _verdict_answer(session: Session) -> dict[str, Any]:
+    if session.deleted_at is not None:
+        return {"passed": "T" if session.passed else "F", "subCode": session.sub_code}
     return {
         "passed": "T" if session.passed else "F",
         "subCode": session.sub_code,

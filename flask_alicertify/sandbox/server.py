@@ -205,21 +205,61 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
 
+class Running:
+    """A bound server: its URL, :meth:`begin` to accept requests, :meth:`stop` to end.
+
+    Binding and serving are two steps so that a caller can learn the port (``--port 0``) and
+    finish its set-up before the first request is answered.
+    """
+
+    def __init__(self, cloud: ServedCloud, host: str, port: int) -> None:
+        server_class = _Server6 if ":" in host else _Server
+        self.server = server_class((host, port), cloud)
+        self.host = host
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-alibaba-cloud",
+            daemon=True,
+        )
+
+    def begin(self) -> Running:
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop accepting, wake idle keep-alive handlers, close the socket, join the threads."""
+        self.server.stopping.set()
+        if self._thread.is_alive():
+            self.server.shutdown()
+        self.server.drop_connections()
+        self.server.server_close()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def start(cloud: ServedCloud, host: str = "127.0.0.1", port: int = 0) -> Running:
+    """Serve ``cloud`` on ``host:port`` (0: a free port) in background threads until ``stop()``."""
+    return Running(cloud, host, port).begin()
+
+
 @contextmanager
 def serve(cloud: ServedCloud, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run the fake on ``http://127.0.0.1:PORT`` in background threads until the block exits."""
     if host != "127.0.0.1":
         raise ValueError("the fake cloud binds to 127.0.0.1 only")
-    server = _Server((host, port), cloud)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-alibaba-cloud", daemon=True
-    )
-    thread.start()
+    running = start(cloud, host, port)
     try:
-        yield f"http://{host}:{server.server_port}"
+        yield running.url
     finally:
-        server.stopping.set()
-        server.shutdown()
-        server.drop_connections()
-        server.server_close()
-        thread.join()
+        running.stop()

@@ -13,6 +13,7 @@ so a failing assertion never prints an ID number or a name.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -34,6 +35,15 @@ PII_KEYS: frozenset[str] = CERT_NO_KEYS | CERT_NAME_KEYS
 SECRET_KEYS: frozenset[str] = frozenset({"CallbackToken", "callbackToken"})
 
 _SUB_CODE = re.compile(r"[0-9A-Za-z_]{1,32}")
+
+
+def wall_clock() -> float:
+    """``time.time()`` looked up on every call, so freezegun or time-machine travel moves the fake.
+
+    A ``time.time`` captured as a default argument would keep the real function after freezegun
+    patched the module: the fake and the extension would disagree about the time.
+    """
+    return time.time()
 
 
 def safe_params(
@@ -254,6 +264,10 @@ class Session:
     waited: int = 0
     #: A describe has reported the verdict: it can no longer change.
     verdict_described: bool = False
+    #: ``"SM2"`` when the init sent the identity encrypted (``cert_*`` hold the decrypted values).
+    encrypt_type: str | None = None
+    #: When DeleteFaceVerifyResult removed the session's personal data (None: not deleted).
+    deleted_at: float | None = None
 
     @property
     def expires_at(self) -> float:
@@ -283,7 +297,7 @@ class Session:
 
     def rescript(self, outcome: Outcome, now: float) -> None:
         """From now on the session ends as ``outcome`` (``FakeCloud.script``)."""
-        if self.verdict_described:
+        if self.verdict_described or self.deleted_at is not None:
             raise self._decided()
         self.outcome, self.scripted, self.waited = outcome, True, 0
         self.finished, self.passed, self.sub_code = False, None, None
@@ -293,12 +307,27 @@ class Session:
         """The user finishes now as ``outcome`` (``FakeCloud.complete``); the same verdict is a no-op."""
         if self.finished and self.passed == outcome.passed and self.sub_code == outcome.sub_code:
             return
-        if self.verdict_described:
+        if self.verdict_described or self.deleted_at is not None:
             raise self._decided()
         if self.expired(now):
             raise SessionExpired(f"session {self.certify_id!r} expired; the user can no longer finish it")
         self.outcome, self.scripted = outcome, False
         self.finished, self.passed, self.sub_code = True, outcome.passed, outcome.sub_code
+
+    def delete(self, after_query: bool, now: float) -> str | None:
+        """DeleteFaceVerifyResult: forget the identity now; else the ``FailReason`` Alibaba gives.
+
+        The verdict stays (Alibaba deletes the name, ID number, images and device data, not the
+        result), so a describe after deletion still reports ``Passed``/``SubCode``.
+        """
+        if self.deleted_at is not None:
+            return "NOT_DELETE_REPEATEDLY"
+        if after_query and self.describes == 0:
+            return "NEED_QUERY_VERIFY_RESULT"
+        self.deleted_at = now
+        self.cert_name = self.cert_no = ""
+        self.meta_info = None
+        return None
 
     def _decided(self) -> SessionDecided:
         return SessionDecided(f"the verdict of {self.certify_id!r} was already described; it cannot change")

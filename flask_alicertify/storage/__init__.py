@@ -1,7 +1,7 @@
 """Storage backends for verification records (see :mod:`.base` for the protocol).
 
-SQLAlchemy and Redis are optional extras, so their backends are imported on first access:
-``import flask_alicertify.storage`` works with neither installed.
+The SQLAlchemy and Redis backends are imported on first access: Redis is an optional extra,
+and an app on the memory backend or its own storage loads neither driver.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .base import Cursor
 from .base import RecordExists
+from .base import SchemaManagedByMigrations
 from .base import Storage
 from .loader import load_storage
 from .memory import MemoryStorage
@@ -18,7 +20,16 @@ if TYPE_CHECKING:
     from .redis import RedisStorage
     from .sqlalchemy import SQLAlchemyStorage
 
-__all__ = ["MemoryStorage", "RecordExists", "RedisStorage", "SQLAlchemyStorage", "Storage", "load_storage"]
+__all__ = [
+    "Cursor",
+    "MemoryStorage",
+    "RecordExists",
+    "RedisStorage",
+    "SQLAlchemyStorage",
+    "SchemaManagedByMigrations",
+    "Storage",
+    "load_storage",
+]
 
 
 def __getattr__(name: str) -> Any:

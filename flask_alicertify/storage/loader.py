@@ -18,7 +18,9 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..errors import StorageConfigError
+from .base import STORAGE_METHODS
 from .base import Storage
+from .base import missing_methods
 
 __all__ = [
     "BUILTIN",
@@ -27,7 +29,9 @@ __all__ = [
     "builtin_name",
     "configured_storage",
     "load_storage",
+    "prefix_for",
     "storage_from_config",
+    "table_name_for",
 ]
 
 
@@ -43,9 +47,9 @@ class _Backend:
 
 _BACKENDS: dict[str, _Backend] = {
     "memory": _Backend("flask_alicertify.storage.memory:MemoryStorage"),
+    # SQLAlchemy is a dependency of the package itself: the production default needs no extra.
     "sqlalchemy": _Backend(
         "flask_alicertify.storage.sqlalchemy:SQLAlchemyStorage",
-        extra="sqlalchemy",
         url_key="DATABASE_URL",
         url_hint=" and the app has no instance path",
     ),
@@ -59,6 +63,17 @@ CHOICES = (
     '"memory", "sqlalchemy", "redis", an import path such as "package.module:Class" or '
     '"package.module.Class", or a storage instance'
 )
+
+
+def table_name_for(instance: str) -> str:
+    """The SQL table an extension instance keeps its records in: ``alicertify_records`` for the
+    default instance, ``kyc_records`` for ``AliCertify(name="kyc")``."""
+    return f"{instance}_records"
+
+
+def prefix_for(instance: str) -> str:
+    """The Redis key prefix of an extension instance: ``alicertify:`` for the default one."""
+    return f"{instance}:"
 
 
 def _default_key(name: str) -> str:
@@ -103,11 +118,14 @@ def storage_from_config(
     redis_url: str | None,
     key: Callable[[str], str] = _default_key,
     make_dirs: str | None = None,
+    instance: str = "alicertify",
 ) -> Storage:
     """The storage the ``{prefix}STORAGE`` setting describes, built with the settings' URLs.
 
     :param make_dirs: a folder to create first when the backend is ``"sqlalchemy"`` (the app's
         instance folder, which holds the default SQLite file).
+    :param instance: the extension instance's name: a built-in backend keeps its records apart
+        from other instances' (:func:`table_name_for`, :func:`prefix_for`).
     :raises ConfigurationError: naming the key to fix.
     """
     spec = configured_storage(spec, database_url=database_url, redis_url=redis_url, key=key)
@@ -116,9 +134,9 @@ def storage_from_config(
         if name == "sqlalchemy":
             if make_dirs:
                 os.makedirs(make_dirs, exist_ok=True)
-            return load_storage(name, url=database_url)
+            return load_storage(name, url=database_url, table_name=table_name_for(instance))
         if name == "redis":
-            return load_storage(name, url=redis_url)
+            return load_storage(name, url=redis_url, prefix=prefix_for(instance))
         return load_storage(spec)
     except StorageConfigError as e:
         raise ConfigurationError(key("STORAGE"), f"is not usable: {e}") from e
@@ -176,7 +194,19 @@ def load_storage(spec: str | Storage | type | Any, **options: Any) -> Storage:
         return spec
     if callable(spec):
         return _instantiate(spec, spec, options)
+    if any(hasattr(spec, name) for name in STORAGE_METHODS):
+        raise StorageConfigError(_lacks(f"storage {spec!r}", spec))
     raise StorageConfigError(f"invalid storage {spec!r}; expected {CHOICES}")
+
+
+def _lacks(what: str, storage: Any) -> str:
+    """Why ``storage`` is no storage, naming each missing method (a custom storage written for
+    an older release lacks the newer ones, and "not a Storage" alone would not say which)."""
+    missing = missing_methods(storage)
+    return (
+        f"{what}, which lacks the Storage method(s) {', '.join(missing)} (a storage needs "
+        f"{', '.join(STORAGE_METHODS)}; see the storage docs, 'Writing your own')"
+    )
 
 
 def _instantiate(factory: Any, spec: Any, options: dict[str, Any]) -> Storage:
@@ -187,9 +217,6 @@ def _instantiate(factory: Any, spec: Any, options: dict[str, Any]) -> Storage:
     if not callable(factory):
         raise StorageConfigError(f"storage {spec!r} is neither a class, a factory nor a storage instance")
     storage = factory(**options)
-    if not isinstance(storage, Storage):
-        raise StorageConfigError(
-            f"storage {spec!r} produced {type(storage).__name__}, which lacks the Storage methods "
-            "(create, get, get_by_certify_id, update, stale, count_inits, close)"
-        )
+    if not isinstance(storage, Storage) or missing_methods(storage):
+        raise StorageConfigError(_lacks(f"storage {spec!r} produced {type(storage).__name__}", storage))
     return storage

@@ -2,12 +2,14 @@
 
 Everything lives in dicts guarded by one lock, which makes :meth:`MemoryStorage.update` a true
 compare-and-set between threads. It is not shared between processes, so it is only for tests
-and single-process development servers.
+and single-process development servers; its listings scan every record, which is fine at that
+scale.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,8 +19,10 @@ from ..records import Record
 from ..records import Status
 from ._common import normalise_changes
 from ._common import normalise_record
+from ._common import page_cursor
 from ._common import statuses
 from ._common import utc
+from .base import Cursor
 from .base import RecordExists
 
 
@@ -72,14 +76,87 @@ class MemoryStorage:
             self._records[record_id] = new
             return new
 
-    def stale(self, *, updated_before: datetime, limit: int = 100) -> Sequence[Record]:
-        cutoff = utc(updated_before, "updated_before")
+    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+        now = utc(now, "now")
+        cutoff = utc(not_since, "not_since")
+        with self._lock:
+            current = self._records.get(record_id)
+            if current is None or current.terminal:
+                return None
+            if current.last_described_at is not None and current.last_described_at > cutoff:
+                return None
+            new = current.replace(last_described_at=now, describe_count=current.describe_count + 1)
+            self._records[record_id] = new
+            return new
+
+    def latest_for_user(
+        self,
+        user_id: str,
+        *,
+        instance: str,
+        status: Status | str | None = None,
+        include_sandbox: bool = True,
+    ) -> Record | None:
+        wanted = None if status is None else Status(status)
+        with self._lock:
+            found = [
+                r
+                for r in self._records.values()
+                if r.user_id == user_id
+                and r.instance == instance
+                and (wanted is None or r.status is wanted)
+                and (include_sandbox or not r.sandbox)
+            ]
+        return max(found, key=lambda r: (r.created_at, r.id), default=None)
+
+    def _page(
+        self,
+        keep: Callable[[Record], bool],
+        key: Callable[[Record], datetime],
+        before: datetime,
+        limit: int,
+        after: Cursor | None,
+    ) -> list[Record]:
+        cutoff = utc(before, "before")
+        cursor = page_cursor(after)
         if limit <= 0:
             return []
         with self._lock:
-            found = [r for r in self._records.values() if not r.terminal and r.updated_at < cutoff]
-        found.sort(key=lambda r: (r.updated_at, r.id))
+            found = [
+                r
+                for r in self._records.values()
+                if keep(r) and key(r) < cutoff and (cursor is None or (key(r), r.id) > cursor)
+            ]
+        found.sort(key=lambda r: (key(r), r.id))
         return found[:limit]
+
+    def stale(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page(lambda r: not r.terminal, _updated, updated_before, limit, after)
+
+    def undelivered(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page(
+            lambda r: r.terminal and r.delivered_at is None, _updated, updated_before, limit, after
+        )
+
+    def undeleted(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page(
+            lambda r: r.terminal and r.certify_id is not None and r.deleted_at is None,
+            _updated,
+            updated_before,
+            limit,
+            after,
+        )
+
+    def unpurged(
+        self, *, created_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page(lambda r: r.purged_at is None, _created, created_before, limit, after)
 
     def count_inits(self, user_id: str, *, since: datetime) -> int:
         start = utc(since, "since")
@@ -88,3 +165,11 @@ class MemoryStorage:
 
     def close(self) -> None:
         """Nothing to release; the records stay readable (tests inspect them after teardown)."""
+
+
+def _updated(record: Record) -> datetime:
+    return record.updated_at
+
+
+def _created(record: Record) -> datetime:
+    return record.created_at

@@ -2,18 +2,20 @@
 
 Layout under ``prefix`` (default ``alicertify:``):
 
-- ``record:<id>`` a hash per record, every value a string (datetimes ISO-8601 UTC, booleans
-  ``"1"``/``"0"``, ``extra`` as JSON); a None field is simply absent. A private ``_uts`` field
-  keeps ``updated_at`` as a score so scripts can re-index without parsing dates.
+- ``record:<id>`` a hash per record, every value a string (datetimes ISO-8601 UTC with
+  microseconds, booleans ``"1"``/``"0"``, JSON fields as JSON); a None field is simply absent.
+  Private ``_uts``/``_cts`` fields keep ``updated_at``/``created_at`` as index scores so
+  scripts can re-index without parsing dates.
 - ``certify:<certify_id>`` the record id for an Alibaba certify id.
-- ``stale`` a sorted set of non-terminal record ids scored by ``updated_at``.
-- ``inits:<user_id>`` a sorted set of the user's record ids scored by ``created_at``; entries
-  older than ``inits_retention`` are trimmed and the key expires when the user goes quiet.
+- sorted sets ``stale``, ``undelivered``, ``undeleted``, ``unpurged`` and ``user:<user_id>``:
+  the indexes behind the listings, :meth:`RedisStorage.count_inits` and
+  :meth:`RedisStorage.latest_for_user` (:mod:`.redis_scripts` defines them).
 
 Each write is one script, so Redis runs it without interleaving: that is what makes
-:meth:`RedisStorage.update` a compare-and-set across processes and hosts. The scripts touch
-keys they compute from the prefix, so this backend supports a single Redis server (with or
-without replicas/Sentinel), not Redis Cluster.
+:meth:`RedisStorage.update` and :meth:`RedisStorage.claim_describe` atomic across processes and
+hosts, and keeps every index in step with its record. The scripts touch keys they compute from
+the prefix, so this backend supports a single Redis server (with or without
+replicas/Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -24,109 +26,65 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
+from datetime import timezone
 from typing import Any
 
 import redis
 
 from ..records import RECORD_FIELDS
-from ..records import TERMINAL
 from ..records import Record
 from ..records import Status
-from ._common import DATETIME_FIELDS
+from . import redis_scripts
+from ._common import FIELD_TYPES
 from ._common import normalise_changes
 from ._common import normalise_record
+from ._common import page_cursor
 from ._common import statuses
 from ._common import utc
+from .base import Cursor
 from .base import RecordExists
 
-_CREATE = """
--- KEYS[1] record hash, KEYS[2] stale zset
--- ARGV: prefix, id, certify_id or "", user_id or "", terminal "1"/"0", updated score, created score,
---       trim-before score, user-key ttl seconds, then field/value pairs
-local prefix, id, certify_id, user_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if certify_id ~= '' and redis.call('EXISTS', prefix .. 'certify:' .. certify_id) == 1 then return -1 end
-local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], '_uts', ARGV[6], unpack(fields))
-if certify_id ~= '' then redis.call('SET', prefix .. 'certify:' .. certify_id, id) end
-if ARGV[5] == '0' then redis.call('ZADD', KEYS[2], ARGV[6], id) end
-if user_id ~= '' then
-  local ukey = prefix .. 'inits:' .. user_id
-  redis.call('ZADD', ukey, ARGV[7], id)
-  redis.call('ZREMRANGEBYSCORE', ukey, '-inf', '(' .. ARGV[8])
-  redis.call('EXPIRE', ukey, ARGV[9])
-end
-return 1
-"""
-
-_UPDATE = """
--- KEYS[1] record hash, KEYS[2] stale zset
--- ARGV: prefix, id, n_expect, expect..., n_set, (field, value)..., n_del, field...,
---       new updated score or "", terminal-after "1"/"0"/"" (unchanged status)
-local prefix, id = ARGV[1], ARGV[2]
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
-local i = 3
-local n = tonumber(ARGV[i]); i = i + 1
-local ok = false
-for j = i, i + n - 1 do if ARGV[j] == status then ok = true end end
-if not ok then return false end
-i = i + n
-local nset = tonumber(ARGV[i]); i = i + 1
-local sets = {}
-local new_certify = nil
-for j = i, i + 2 * nset - 1, 2 do
-  sets[#sets + 1] = ARGV[j]; sets[#sets + 1] = ARGV[j + 1]
-  if ARGV[j] == 'certify_id' then new_certify = ARGV[j + 1] end
-end
-i = i + 2 * nset
-local ndel = tonumber(ARGV[i]); i = i + 1
-local dels = {}
-local drop_certify = false
-for j = i, i + ndel - 1 do
-  dels[#dels + 1] = ARGV[j]
-  if ARGV[j] == 'certify_id' then drop_certify = true end
-end
-i = i + ndel
-local uts, terminal = ARGV[i], ARGV[i + 1]
-local old_certify = redis.call('HGET', KEYS[1], 'certify_id')
-if new_certify and new_certify ~= old_certify then
-  local owner = redis.call('GET', prefix .. 'certify:' .. new_certify)
-  if owner and owner ~= id then return 'certify_exists' end
-end
-if #sets > 0 then redis.call('HSET', KEYS[1], unpack(sets)) end
-if #dels > 0 then redis.call('HDEL', KEYS[1], unpack(dels)) end
-if old_certify and (drop_certify or (new_certify and new_certify ~= old_certify)) then
-  redis.call('DEL', prefix .. 'certify:' .. old_certify)
-end
-if new_certify then redis.call('SET', prefix .. 'certify:' .. new_certify, id) end
-if uts ~= '' then redis.call('HSET', KEYS[1], '_uts', uts) end
-if terminal == '1' then
-  redis.call('ZREM', KEYS[2], id)
-elseif terminal == '0' or (uts ~= '' and redis.call('ZSCORE', KEYS[2], id)) then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], '_uts'), id)
-end
-return redis.call('HGETALL', KEYS[1])
-"""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _score(value: datetime) -> str:
-    return repr(utc(value, "datetime").timestamp())
+def _score(value: datetime, name: str = "datetime") -> str:
+    """An index score: integer microseconds since the epoch (exact, so cursors compare equal)."""
+    return str((utc(value, name) - _EPOCH) // _MICROSECOND)
+
+
+def _iso(value: datetime, name: str = "datetime") -> str:
+    return utc(value, name).isoformat(timespec="microseconds")
 
 
 def _encode(field: str, value: Any) -> str:
-    if field in DATETIME_FIELDS:
-        return utc(value, field).isoformat(timespec="microseconds")
-    if field == "status":
+    kind = FIELD_TYPES[field].kind
+    if kind == "datetime":
+        return _iso(value, field)
+    if kind == "status":
         return Status(value).value
-    if field == "passed":
+    if kind == "bool":
         return "1" if value else "0"
-    if field == "extra":
+    if kind == "json":
         return json.dumps(dict(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    if field == "describe_count":
+    if kind == "int":
         return str(int(value))
     return str(value)
+
+
+def _decode_value(field: str, text: str) -> Any:
+    kind = FIELD_TYPES[field].kind
+    if kind == "datetime":
+        return utc(datetime.fromisoformat(text), field)
+    if kind == "status":
+        return Status(text)
+    if kind == "bool":
+        return text == "1"
+    if kind == "json":
+        return json.loads(text)
+    if kind == "int":
+        return int(text)
+    return text
 
 
 def _text(value: Any) -> str:
@@ -135,24 +93,11 @@ def _text(value: Any) -> str:
 
 def _decode(raw: Mapping[Any, Any]) -> Record:
     data = {_text(k): _text(v) for k, v in raw.items()}
-    values: dict[str, Any] = {}
-    for field in RECORD_FIELDS:
-        if field not in data:
-            continue
-        text = data[field]
-        if field in DATETIME_FIELDS:
-            values[field] = utc(datetime.fromisoformat(text), field)
-        elif field == "status":
-            values[field] = Status(text)
-        elif field == "passed":
-            values[field] = text == "1"
-        elif field == "extra":
-            values[field] = json.loads(text)
-        elif field == "describe_count":
-            values[field] = int(text)
-        else:
-            values[field] = text
-    return Record(**values)
+    return Record(**{f: _decode_value(f, data[f]) for f in RECORD_FIELDS if f in data})
+
+
+def _decode_flat(flat: Sequence[Any]) -> Record:
+    return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 class RedisStorage:
@@ -160,18 +105,11 @@ class RedisStorage:
 
     :param url_or_client: a ``redis://`` URL, or a configured :class:`redis.Redis` (which
         :meth:`close` then leaves open, since its owner may still use it).
-    :param prefix: namespace for every key, so several apps can share a database.
-    :param inits_retention: how long per-user init timestamps are kept for :meth:`count_inits`;
-        windows longer than this undercount.
+    :param prefix: namespace for every key, so several apps (or extension instances) can share
+        a database.
     """
 
-    def __init__(
-        self,
-        url_or_client: str | redis.Redis[Any] | Any,
-        *,
-        prefix: str = "alicertify:",
-        inits_retention: timedelta = timedelta(days=7),
-    ) -> None:
+    def __init__(self, url_or_client: str | redis.Redis[Any] | Any, *, prefix: str = "alicertify:") -> None:
         if isinstance(url_or_client, str):
             self.client: redis.Redis[Any] = redis.Redis.from_url(url_or_client, decode_responses=True)
             self._owns_client = True
@@ -179,10 +117,12 @@ class RedisStorage:
             self.client = url_or_client
             self._owns_client = False
         self.prefix = prefix
-        self.inits_retention = inits_retention
-        self._stale_key = prefix + "stale"
-        self._create_script = self.client.register_script(_CREATE)
-        self._update_script = self.client.register_script(_UPDATE)
+        register = self.client.register_script
+        self._create_script = register(redis_scripts.CREATE)
+        self._update_script = register(redis_scripts.UPDATE)
+        self._claim_script = register(redis_scripts.CLAIM_DESCRIBE)
+        self._page_script = register(redis_scripts.PAGE)
+        self._latest_script = register(redis_scripts.LATEST_FOR_USER)
 
     def __repr__(self) -> str:
         return f"<RedisStorage prefix={self.prefix!r}>"
@@ -190,28 +130,18 @@ class RedisStorage:
     def _record_key(self, record_id: str) -> str:
         return f"{self.prefix}record:{record_id}"
 
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}user:{user_id}"
+
     def create(self, record: Record) -> None:
         record = normalise_record(record)
-        pairs: list[str] = []
+        pairs = ["_uts", _score(record.updated_at), "_cts", _score(record.created_at)]
         for field in RECORD_FIELDS:
             value = getattr(record, field)
             if value is not None:
                 pairs += [field, _encode(field, value)]
-        trim_before = record.created_at - self.inits_retention
         result = self._create_script(
-            keys=[self._record_key(record.id), self._stale_key],
-            args=[
-                self.prefix,
-                record.id,
-                record.certify_id or "",
-                record.user_id or "",
-                "1" if record.terminal else "0",
-                _score(record.updated_at),
-                _score(record.created_at),
-                _score(trim_before),
-                str(max(1, int(self.inits_retention.total_seconds()))),
-                *pairs,
-            ],
+            keys=[self._record_key(record.id)], args=[self.prefix, record.id, *pairs]
         )
         if int(result) == 0:
             raise RecordExists(f"record {record.id!r} already exists")
@@ -241,10 +171,12 @@ class RedisStorage:
                 dels.append(field)
             else:
                 sets += [field, _encode(field, value)]
-        uts = _score(checked["updated_at"]) if "updated_at" in checked else ""
-        terminal = "" if "status" not in checked else ("1" if checked["status"] in TERMINAL else "0")
+        if "updated_at" in checked:
+            sets += ["_uts", _score(checked["updated_at"])]
+        if "created_at" in checked:
+            sets += ["_cts", _score(checked["created_at"])]
         result = self._update_script(
-            keys=[self._record_key(record_id), self._stale_key],
+            keys=[self._record_key(record_id)],
             args=[
                 self.prefix,
                 record_id,
@@ -254,35 +186,68 @@ class RedisStorage:
                 *sets,
                 str(len(dels)),
                 *dels,
-                uts,
-                terminal,
             ],
         )
         if result is None:
             return None
         if isinstance(result, (str, bytes)):
             raise RecordExists("another record already has this certify id")
-        flat = list(result)
-        return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return _decode_flat(list(result))
 
-    def stale(self, *, updated_before: datetime, limit: int = 100) -> Sequence[Record]:
+    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+        result = self._claim_script(
+            keys=[self._record_key(record_id)], args=[_iso(now, "now"), _iso(not_since, "not_since")]
+        )
+        return None if result is None else _decode_flat(list(result))
+
+    def latest_for_user(
+        self,
+        user_id: str,
+        *,
+        instance: str,
+        status: Status | str | None = None,
+        include_sandbox: bool = True,
+    ) -> Record | None:
+        wanted = "" if status is None else Status(status).value
+        result = self._latest_script(
+            keys=[self._user_key(user_id)],
+            args=[self.prefix, instance, wanted, "1" if include_sandbox else "0"],
+        )
+        return None if result is None else _decode_flat(list(result))
+
+    def _page(self, index: str, before: datetime, limit: int, after: Cursor | None) -> list[Record]:
+        cursor = page_cursor(after)
+        cutoff = _score(before, "before")
         if limit <= 0:
             return []
-        cutoff = utc(updated_before, "updated_before")
-        ids = self.client.zrangebyscore(self._stale_key, "-inf", "(" + _score(cutoff), start=0, num=limit)
-        if not ids:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for record_id in ids:
-            pipe.hgetall(self._record_key(_text(record_id)))
-        found = [_decode(raw) for raw in pipe.execute() if raw]
-        # A record may have moved on between the two round trips; the index is only a hint.
-        found = [r for r in found if not r.terminal and r.updated_at < cutoff]
-        found.sort(key=lambda r: (r.updated_at, r.id))
-        return found
+        after_score, after_id = ("", "") if cursor is None else (_score(cursor[0]), cursor[1])
+        result = self._page_script(
+            keys=[self.prefix + index], args=[self.prefix, cutoff, after_score, after_id, str(limit)]
+        )
+        return [_decode_flat(list(flat)) for flat in result if flat]
+
+    def stale(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("stale", updated_before, limit, after)
+
+    def undelivered(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("undelivered", updated_before, limit, after)
+
+    def undeleted(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("undeleted", updated_before, limit, after)
+
+    def unpurged(
+        self, *, created_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("unpurged", created_before, limit, after)
 
     def count_inits(self, user_id: str, *, since: datetime) -> int:
-        return int(self.client.zcount(f"{self.prefix}inits:{user_id}", _score(since), "+inf"))
+        return int(self.client.zcount(self._user_key(user_id), _score(since, "since"), "+inf"))
 
     def close(self) -> None:
         """Close the connection pool, unless the client was handed to us."""

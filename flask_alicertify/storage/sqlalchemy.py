@@ -1,8 +1,9 @@
 """A SQLAlchemy 2.x Core backend: SQLite for one host, PostgreSQL or MySQL for several.
 
 The compare-and-set in :meth:`SQLAlchemyStorage.update` is a single
-``UPDATE ... WHERE id = :id AND status IN (...)`` whose row count says who won. The database's
-own row locking makes that atomic across threads, processes and hosts, with no
+``UPDATE ... WHERE id = :id AND status IN (...)`` whose row count says who won, and
+:meth:`SQLAlchemyStorage.claim_describe` is one ``UPDATE`` with the interval in its ``WHERE``.
+The database's own row locking makes both atomic across threads, processes and hosts, with no
 ``SELECT ... FOR UPDATE`` (which SQLite lacks) and no isolation-level requirements. Where the
 dialect supports ``UPDATE ... RETURNING`` (SQLite 3.35+, PostgreSQL) the winner gets the new
 row from that same statement; elsewhere (MySQL) a ``SELECT`` in the same transaction follows.
@@ -15,6 +16,7 @@ only ever runs a handful of shapes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -24,115 +26,39 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
+from ..errors import SchemaManagedByMigrations
 from ..records import NON_TERMINAL
 from ..records import RECORD_FIELDS
+from ..records import TERMINAL
 from ..records import Record
 from ..records import Status
 from ._common import DATETIME_FIELDS
 from ._common import as_utc_loaded
+from ._common import fields_of_kind
 from ._common import normalise_changes
 from ._common import normalise_record
+from ._common import page_cursor
 from ._common import statuses
 from ._common import utc
+from .base import Cursor
 from .base import RecordExists
+from .sqltable import SQLITE_BUSY_TIMEOUT
+from .sqltable import create_engine
+from .sqltable import is_memory_sqlite
+from .sqltable import make_table
+from .sqltable import table_in
 
-#: Seconds a SQLite connection waits for another writer before "database is locked".
-SQLITE_BUSY_TIMEOUT = 30.0
+__all__ = ["SQLITE_BUSY_TIMEOUT", "SQLAlchemyStorage", "create_engine", "make_table"]
 
-
-def _datetime() -> sa.types.TypeEngine[datetime]:
-    # MySQL's DATETIME drops fractions of a second unless asked; keep microseconds everywhere.
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def make_table(metadata: sa.MetaData, name: str) -> sa.Table:
-    """The records table: one column per :class:`Record` field."""
-    table = sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("created_at", _datetime(), nullable=False),
-        sa.Column("updated_at", _datetime(), nullable=False),
-        sa.Column("user_id", sa.String(255), nullable=True),
-        sa.Column("api", sa.String(32), nullable=False),
-        sa.Column("certify_id", sa.String(128), nullable=True),
-        sa.Column("cert_no_digest", sa.String(128), nullable=False),
-        sa.Column("cert_no_masked", sa.String(64), nullable=False),
-        sa.Column("cert_name_masked", sa.Text(), nullable=False),
-        sa.Column("callback_token_digest", sa.String(128), nullable=True),
-        sa.Column("client_status", sa.Text(), nullable=True),
-        sa.Column("client_error_code", sa.Text(), nullable=True),
-        sa.Column("passed", sa.Boolean(), nullable=True),
-        sa.Column("sub_code", sa.Text(), nullable=True),
-        sa.Column("error_code", sa.Text(), nullable=True),
-        sa.Column("describe_count", sa.Integer(), nullable=False),
-        sa.Column("last_described_at", _datetime(), nullable=True),
-        sa.Column("extra", sa.JSON(), nullable=False),
-    )
-    sa.Index(f"ix_{name}_certify_id", table.c.certify_id, unique=True)
-    sa.Index(f"ix_{name}_user_created", table.c.user_id, table.c.created_at)
-    sa.Index(f"ix_{name}_status_updated", table.c.status, table.c.updated_at)
-    missing = set(RECORD_FIELDS) ^ set(table.c.keys())
-    assert not missing, f"records table out of step with Record: {sorted(missing)}"
-    return table
-
-
-def _is_memory_sqlite(url: sa.URL) -> bool:
-    if url.get_backend_name() != "sqlite":
-        return False
-    database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in str(url)
-
-
-def _sqlite_wal(dbapi_connection: Any, _connection_record: Any) -> None:
-    """Put each new connection to a SQLite file in WAL mode with ``synchronous=NORMAL``.
-
-    Why: in the default rollback-journal mode a writer blocks every reader, across threads and
-    worker processes, and each commit waits for several fsyncs. In WAL mode readers never block
-    the writer nor the writer the readers, and a commit appends to the log without an fsync.
-
-    The durability trade-off (SQLite's documented behaviour for WAL + NORMAL): the database stays
-    consistent after a crash or power loss, and a committed transaction survives an application
-    crash; only the last transactions committed before a power loss or OS crash may be rolled
-    back. For these records that means at worst a claim or a verdict stored moments before the
-    machine died is missing; the record itself was written before Init and stays non-terminal,
-    so the next result post, callback or ``reconcile`` describes it again and stores the verdict
-    (describe is idempotent at Alibaba). WAL needs shared memory, so the file must live on a
-    local filesystem (not NFS/SMB), which a SQLite file shared by workers needs anyway.
-    """
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def create_engine(url: str | sa.URL) -> Engine:
-    """An engine set up for this workload; the SQLite specifics are why this exists.
-
-    A file database gets a long busy timeout so that many threads or processes queue for the
-    write lock instead of failing with "database is locked", and WAL mode (see
-    :func:`_sqlite_wal`). An in-memory database gets one shared connection (otherwise every
-    thread would see its own empty database).
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT}
-        if _is_memory_sqlite(parsed):
-            return sa.create_engine(parsed, connect_args=connect_args, poolclass=StaticPool)
-        engine = sa.create_engine(parsed, connect_args=connect_args)
-        sa.event.listen(engine, "connect", _sqlite_wal)
-        return engine
-    return sa.create_engine(parsed, pool_pre_ping=True)
+_BOOL_FIELDS = fields_of_kind("bool")
+_JSON_FIELDS = fields_of_kind("json")
+_STATUS_FIELDS = fields_of_kind("status")
+_NON_TERMINAL = sorted(s.value for s in NON_TERMINAL)
+_TERMINAL = sorted(s.value for s in TERMINAL)
 
 
 class SQLAlchemyStorage:
@@ -140,9 +66,15 @@ class SQLAlchemyStorage:
 
     :param url: a database URL or an existing :class:`~sqlalchemy.Engine` (which is then not
         disposed by :meth:`close`, since its owner may still use it).
-    :param table_name: lets several apps share a database.
+    :param table_name: lets several apps (or extension instances) share a database.
     :param create: create the table (if missing) on first use; otherwise call :meth:`create_all`
         (``flask alicertify init-db``) or manage the schema yourself.
+    :param metadata: put the table into this ``MetaData`` (an app's ``db.metadata``) instead of
+        a private one, so the app's migrations see it; a records table of that name already
+        there is reused.
+    :param migrations: True (or a callable answering it when asked) when the app's migrations
+        own the table: :meth:`create_all` then refuses with
+        :class:`~flask_alicertify.errors.SchemaManagedByMigrations`.
     """
 
     def __init__(
@@ -151,6 +83,8 @@ class SQLAlchemyStorage:
         *,
         table_name: str = "alicertify_records",
         create: bool = True,
+        metadata: sa.MetaData | None = None,
+        migrations: bool | Callable[[], bool] = False,
     ) -> None:
         if isinstance(url, Engine):
             self.engine = url
@@ -158,42 +92,58 @@ class SQLAlchemyStorage:
         else:
             self.engine = create_engine(url)
             self._owns_engine = True
-        self.metadata = sa.MetaData()
-        self.table = make_table(self.metadata, table_name)
+        self.metadata = sa.MetaData() if metadata is None else metadata
+        self.table = table_in(self.metadata, table_name)
         self._create = create
+        self._migrations = migrations
         self._created = False
         self._create_lock = threading.Lock()
         # One shared in-memory connection cannot interleave transactions from several threads.
-        self._serial: threading.Lock | None = threading.Lock() if _is_memory_sqlite(self.engine.url) else None
+        self._serial: threading.Lock | None = threading.Lock() if is_memory_sqlite(self.engine.url) else None
         # SQLite and MySQL DATETIME columns hold no zone: store naive UTC, restore tzinfo on read.
         self._aware = self.engine.dialect.name == "postgresql"
         self._returning = bool(self.engine.dialect.update_returning)
         t = self.table
         self._select_by_id = sa.select(t).where(t.c.id == sa.bindparam("match_id"))
         self._select_by_certify_id = sa.select(t).where(t.c.certify_id == sa.bindparam("match_certify_id"))
+        self._claim = self._claim_statement()
         #: Compare-and-set statements by the sorted names of the columns they set.
         self._updates: dict[tuple[str, ...], sa.Update] = {}
+        #: Reads built on first use, by shape.
+        self._selects: dict[tuple[Any, ...], sa.Select[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<SQLAlchemyStorage {self.engine.url!r} table={self.table.name!r}>"
 
     # -- schema ----------------------------------------------------------------------------------
 
+    @property
+    def managed_by_migrations(self) -> bool:
+        """Whether the app's migrations own the table (then :meth:`create_all` refuses)."""
+        owned = self._migrations
+        return bool(owned() if callable(owned) else owned)
+
     def create_all(self) -> None:
-        """Create the table and its indexes when missing. Safe to call repeatedly and concurrently."""
+        """Create the table and its indexes when missing. Safe to call repeatedly and concurrently.
+
+        :raises SchemaManagedByMigrations: when the app's migrations own the table; a table
+            created here would make their ``flask db upgrade`` fail with "already exists".
+        """
+        if self.managed_by_migrations:
+            raise SchemaManagedByMigrations(self.table.name)
         with self._maybe_serial():
             try:
-                self.metadata.create_all(self.engine, checkfirst=True)
+                self.table.create(self.engine, checkfirst=True)
             except sa.exc.DBAPIError:
                 # Another process created it between our check and our CREATE; the second
                 # check sees it. If the error was something else, it is raised again.
-                self.metadata.create_all(self.engine, checkfirst=True)
+                self.table.create(self.engine, checkfirst=True)
         self._created = True
 
     def drop_all(self) -> None:
-        """Drop the table (tests and uninstalls)."""
+        """Drop the table (tests and uninstalls); other tables of a shared metadata stay."""
         with self._maybe_serial():
-            self.metadata.drop_all(self.engine, checkfirst=True)
+            self.table.drop(self.engine, checkfirst=True)
         self._created = False
 
     def _ensure_table(self) -> None:
@@ -219,10 +169,10 @@ class SQLAlchemyStorage:
 
     # -- conversion ------------------------------------------------------------------------------
 
-    def _dt_out(self, value: datetime | None) -> datetime | None:
+    def _dt_out(self, value: datetime | None, name: str = "datetime") -> datetime | None:
         if value is None:
             return None
-        value = utc(value, "datetime")
+        value = utc(value, name)
         return value if self._aware else value.replace(tzinfo=None)
 
     def _to_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,10 +180,12 @@ class SQLAlchemyStorage:
         for name in DATETIME_FIELDS:
             if name in row:
                 row[name] = self._dt_out(row[name])
-        if "status" in row:
-            row["status"] = Status(row["status"]).value
-        if "extra" in row:
-            row["extra"] = dict(row["extra"])
+        for name in _STATUS_FIELDS:
+            if name in row:
+                row[name] = Status(row[name]).value
+        for name in _JSON_FIELDS:
+            if name in row:
+                row[name] = dict(row[name])
         return row
 
     @staticmethod
@@ -242,11 +194,24 @@ class SQLAlchemyStorage:
         for name in DATETIME_FIELDS:
             if data[name] is not None:
                 data[name] = as_utc_loaded(data[name])
-        data["status"] = Status(data["status"])
-        if data["passed"] is not None:
-            data["passed"] = bool(data["passed"])
-        data["extra"] = dict(data["extra"] or {})
+        for name in _STATUS_FIELDS:
+            data[name] = Status(data[name])
+        for name in _BOOL_FIELDS:  # MySQL answers 0/1
+            if data[name] is not None:
+                data[name] = bool(data[name])
+        for name in _JSON_FIELDS:
+            data[name] = dict(data[name] or {})
         return Record(**data)
+
+    def _one(self, statement: sa.Executable, params: Mapping[str, Any]) -> Record | None:
+        with self._begin() as conn:
+            row = conn.execute(statement, params).first()
+        return None if row is None else self._to_record(row)
+
+    def _all(self, statement: sa.Executable, params: Mapping[str, Any]) -> list[Record]:
+        with self._begin() as conn:
+            rows = conn.execute(statement, params).all()
+        return [self._to_record(row) for row in rows]
 
     # -- Storage ---------------------------------------------------------------------------------
 
@@ -260,20 +225,17 @@ class SQLAlchemyStorage:
             raise RecordExists(f"record {record.id!r} (or its certify id) already exists") from e
 
     def get(self, record_id: str) -> Record | None:
-        with self._begin() as conn:
-            row = conn.execute(self._select_by_id, {"match_id": record_id}).first()
-        return None if row is None else self._to_record(row)
+        return self._one(self._select_by_id, {"match_id": record_id})
 
     def get_by_certify_id(self, certify_id: str) -> Record | None:
-        with self._begin() as conn:
-            row = conn.execute(self._select_by_certify_id, {"match_certify_id": certify_id}).first()
-        return None if row is None else self._to_record(row)
+        return self._one(self._select_by_certify_id, {"match_certify_id": certify_id})
 
     def _update_statement(self, columns: tuple[str, ...], expected: int) -> sa.Update:
         """``UPDATE t SET <columns> WHERE id = :match_id AND status IN (<expected> values)``, built once.
 
         The IN list has one bound parameter per expected status (not an "expanding" parameter,
-        which SQLAlchemy re-renders on every execution).
+        which SQLAlchemy re-renders on every execution). Only the named columns are written, so
+        two updates naming different columns (a purge and a transition) never undo each other.
         """
         key = (*columns, str(expected))
         statement = self._updates.get(key)
@@ -296,6 +258,18 @@ class SQLAlchemyStorage:
             self._updates[key] = statement
         return statement
 
+    def _write(self, statement: sa.Update, params: Mapping[str, Any], record_id: str) -> Record | None:
+        """Run a conditional ``UPDATE``; the new row when it matched, else None."""
+        with self._begin() as conn:
+            result = conn.execute(statement, params)
+            if self._returning:
+                row = result.first()
+            else:
+                if result.rowcount != 1:
+                    return None
+                row = conn.execute(self._select_by_id, {"match_id": record_id}).one()
+        return None if row is None else self._to_record(row)
+
     def update(self, record_id: str, *, expect: Collection[Status], **changes: Any) -> Record | None:
         wanted = sorted(s.value for s in statuses(expect))
         values: dict[str, Any] = self._to_row(normalise_changes(changes))
@@ -305,43 +279,131 @@ class SQLAlchemyStorage:
         params = {f"new_{name}": values[name] for name in columns}
         params["match_id"] = record_id
         params.update((f"match_status_{i}", value) for i, value in enumerate(wanted))
-        statement = self._update_statement(columns, len(wanted))
         try:
-            with self._begin() as conn:
-                result = conn.execute(statement, params)
-                if self._returning:
-                    row = result.first()
-                else:
-                    if result.rowcount != 1:
-                        return None
-                    row = conn.execute(self._select_by_id, {"match_id": record_id}).one()
+            return self._write(self._update_statement(columns, len(wanted)), params, record_id)
         except IntegrityError as e:
             raise RecordExists("another record already has this certify id") from e
-        return None if row is None else self._to_record(row)
 
-    def stale(self, *, updated_before: datetime, limit: int = 100) -> Sequence[Record]:
+    def _claim_statement(self) -> sa.Update:
+        t = self.table
+        statement = (
+            t.update()
+            .where(
+                t.c.id == sa.bindparam("match_id"),
+                t.c.status.in_(_NON_TERMINAL),
+                sa.or_(
+                    t.c.last_described_at.is_(None),
+                    t.c.last_described_at <= sa.bindparam("not_since", type_=t.c.last_described_at.type),
+                ),
+            )
+            .values(
+                last_described_at=sa.bindparam("now", type_=t.c.last_described_at.type),
+                describe_count=t.c.describe_count + 1,
+            )
+        )
+        return statement.returning(*t.c) if self._returning else statement
+
+    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+        params = {
+            "match_id": record_id,
+            "now": self._dt_out(now, "now"),
+            "not_since": self._dt_out(not_since, "not_since"),
+        }
+        return self._write(self._claim, params, record_id)
+
+    def latest_for_user(
+        self,
+        user_id: str,
+        *,
+        instance: str,
+        status: Status | str | None = None,
+        include_sandbox: bool = True,
+    ) -> Record | None:
+        wanted = None if status is None else Status(status).value
+        key = ("latest", wanted is not None, include_sandbox)
+        query = self._selects.get(key)
+        if query is None:
+            t = self.table
+            query = sa.select(t).where(
+                t.c.user_id == sa.bindparam("user_id"), t.c.instance == sa.bindparam("instance")
+            )
+            if wanted is not None:
+                query = query.where(t.c.status == sa.bindparam("status"))
+            if not include_sandbox:
+                query = query.where(t.c.sandbox.is_(False))
+            query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1)
+            self._selects[key] = query
+        params = {"user_id": user_id, "instance": instance}
+        if wanted is not None:
+            params["status"] = wanted
+        return self._one(query, params)
+
+    def _page(
+        self,
+        kind: str,
+        before: datetime,
+        limit: int,
+        after: Cursor | None,
+    ) -> list[Record]:
+        """One page of a listing: ``kind``'s filter, ``sort < before``, ``(sort, id) > after``."""
+        cursor = page_cursor(after)
+        cutoff = self._dt_out(before, "before")
         if limit <= 0:
             return []
-        t = self.table
-        query = (
-            sa.select(t)
-            .where(
-                t.c.status.in_(sorted(s.value for s in NON_TERMINAL)),
-                t.c.updated_at < self._dt_out(updated_before),
-            )
-            .order_by(t.c.updated_at, t.c.id)
-            .limit(limit)
-        )
-        with self._begin() as conn:
-            rows = conn.execute(query).all()
-        return [self._to_record(row) for row in rows]
+        key = (kind, cursor is not None)
+        query = self._selects.get(key)
+        if query is None:
+            t = self.table
+            sort = t.c.created_at if kind == "unpurged" else t.c.updated_at
+            filters = {
+                "stale": [t.c.status.in_(_NON_TERMINAL)],
+                "undelivered": [t.c.delivered_at.is_(None), t.c.status.in_(_TERMINAL)],
+                "undeleted": [
+                    t.c.deleted_at.is_(None),
+                    t.c.status.in_(_TERMINAL),
+                    t.c.certify_id.is_not(None),
+                ],
+                "unpurged": [t.c.purged_at.is_(None)],
+            }[kind]
+            query = sa.select(t).where(*filters, sort < sa.bindparam("before", type_=sort.type))
+            if cursor is not None:
+                query = query.where(
+                    sa.tuple_(sort, t.c.id)
+                    > sa.tuple_(sa.bindparam("after_key", type_=sort.type), sa.bindparam("after_id"))
+                )
+            query = query.order_by(sort, t.c.id).limit(sa.bindparam("limit", type_=sa.Integer()))
+            self._selects[key] = query
+        params: dict[str, Any] = {"before": cutoff, "limit": limit}
+        if cursor is not None:
+            params.update(after_key=self._dt_out(cursor[0]), after_id=cursor[1])
+        return self._all(query, params)
+
+    def stale(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("stale", updated_before, limit, after)
+
+    def undelivered(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("undelivered", updated_before, limit, after)
+
+    def undeleted(
+        self, *, updated_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("undeleted", updated_before, limit, after)
+
+    def unpurged(
+        self, *, created_before: datetime, limit: int = 100, after: Cursor | None = None
+    ) -> Sequence[Record]:
+        return self._page("unpurged", created_before, limit, after)
 
     def count_inits(self, user_id: str, *, since: datetime) -> int:
         t = self.table
         query = (
             sa.select(sa.func.count())
             .select_from(t)
-            .where(t.c.user_id == user_id, t.c.created_at >= self._dt_out(since))
+            .where(t.c.user_id == user_id, t.c.created_at >= self._dt_out(since, "since"))
         )
         with self._begin() as conn:
             return int(conn.execute(query).scalar_one())

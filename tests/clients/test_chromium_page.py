@@ -2,7 +2,9 @@
 
 One session per outcome: init over HTTP (as the mini-program would), open certifyUrl, click the
 outcome's button, read the verifyResult the page shows, post it to /result like the
-mini-program, and check that GET /result/<certifyId> reflects the outcome. A screenshot of the
+mini-program, and check that GET /result/<certifyId> reflects the outcome. Against both set-ups:
+one process with the in-process fake (the page is on the backend), and gunicorn's 3 workers on
+the shared sandbox server (the page is the server's). A screenshot of the
 page after a click is saved to artifacts/sandbox-certify.png (git-ignored).
 
 Playwright drives the system chromium (``executable_path``); it never downloads a browser.
@@ -88,9 +90,15 @@ def _start(backend: Backend, token: str) -> tuple[str, str]:
     return body["certifyId"], urljoin(backend.origin + "/", body["certifyUrl"])
 
 
+@pytest.fixture(params=["demo_backend", "gunicorn_backend"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    found: Backend = request.getfixturevalue(request.param)
+    return found
+
+
 @pytest.mark.parametrize(("outcome", "choices", "result_status", "server_status", "sub_code"), CASES)
 def test_outcome_button_reaches_the_backend(
-    demo_backend: Backend,
+    backend: Backend,
     browser: Any,
     outcome: str,
     choices: dict[str, str],
@@ -98,9 +106,10 @@ def test_outcome_button_reaches_the_backend(
     server_status: str,
     sub_code: str | None,
 ) -> None:
-    token = demo_backend.login(f"chromium-{outcome}")
-    certify_id, certify_url = _start(demo_backend, token)
-    assert urlsplit(certify_url).netloc == urlsplit(demo_backend.origin).netloc, certify_url
+    token = backend.login(f"chromium-{outcome}")
+    certify_id, certify_url = _start(backend, token)
+    page_host = urlsplit(backend.page_origin).netloc
+    assert urlsplit(certify_url).netloc == page_host, certify_url
 
     page = browser.new_page()
     requested: list[str] = []
@@ -130,8 +139,8 @@ def test_outcome_button_reaches_the_backend(
     finally:
         page.close()
 
-    # no external assets: every request stayed on the backend
-    assert requested and all(urlsplit(u).netloc == urlsplit(demo_backend.origin).netloc for u in requested)
+    # no external assets: every request stayed on the page's own server
+    assert requested and all(urlsplit(u).netloc == page_host for u in requested)
     assert verify_result["resultStatus"] == result_status
     if result_status in ("6001", "6002"):
         assert verify_result["result"] is None
@@ -139,9 +148,9 @@ def test_outcome_button_reaches_the_backend(
         assert verify_result["result"]["certifyId"] == certify_id
 
     # what the mini-program does next: post the claim with the certifyId it holds
-    status, body = demo_backend.request(
+    status, body = backend.request(
         "POST",
-        f"{demo_backend.prefix}/result",
+        f"{backend.prefix}/result",
         {
             "certifyId": certify_id,
             "resultStatus": verify_result["resultStatus"],
@@ -151,7 +160,7 @@ def test_outcome_button_reaches_the_backend(
     )
     assert status == 200, body
     assert body["status"] == server_status
-    status, body = demo_backend.request("GET", f"{demo_backend.prefix}/result/{certify_id}", token=token)
+    status, body = backend.request("GET", f"{backend.prefix}/result/{certify_id}", token=token)
     assert status == 200, body
     assert body["status"] == server_status
     assert body["passed"] is (server_status == "passed")

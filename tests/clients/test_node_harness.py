@@ -1,9 +1,10 @@
 """The example mini-program page, run by Node against the demo backend over real HTTP.
 
 tests/clients/node/harness.js loads examples/miniprogram/pages/certify/logic.js with a simulated
-``my`` (my.request is real HTTP; open-certify completes the session through the sandbox
-endpoint) and runs every client outcome end to end; this test starts the backend and checks
-that every scenario passed.
+``my`` (my.request is real HTTP; open-certify opens the certifyUrl and chooses the outcome on
+that page) and runs every client outcome end to end; this test starts the backend and checks
+that every scenario passed. Twice: against one process with the in-process fake, and against
+gunicorn's 3 workers on the shared sandbox server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import skip_or_fail
 from support.clients import Backend
 
@@ -60,10 +62,12 @@ def test_harness_lists_every_required_scenario() -> None:
     assert REQUIRED <= set(out.stdout.split())
 
 
-def test_every_scenario_passes(demo_backend: Backend) -> None:
+@pytest.mark.parametrize("setup", ["demo_backend", "gunicorn_backend"])
+def test_every_scenario_passes(setup: str, request: pytest.FixtureRequest) -> None:
     node = _node()
+    backend: Backend = request.getfixturevalue(setup)
     proc = subprocess.run(
-        [node, str(HARNESS), demo_backend.origin, "--prefix", demo_backend.prefix],
+        [node, str(HARNESS), backend.origin, "--prefix", backend.prefix],
         capture_output=True,
         text=True,
         timeout=300,

@@ -22,6 +22,7 @@ from flask_alicertify.cloud.errors import CloudThrottled
 from flask_alicertify.cloud.errors import CloudUnavailable
 from flask_alicertify.cloud.transport import RpcClient
 from flask_alicertify.cloud.transport import normalize_endpoint
+from flask_alicertify.cloud.wire import WireEncoder
 
 Handler = Callable[[httpx.Request], httpx.Response]
 CREDS = StaticCredentials("LTAI5tTransportTest", "transport-secret")
@@ -171,7 +172,8 @@ def test_query_and_body_split_matches_the_sdk_planner() -> None:
             runtime_mod.RuntimeOptions(),
         )
         params, open_api_request = planner.captured
-        ours_query = {k: str(v) for k, v in init_query(config, req).items() if v is not None}
+        # The gateway's dict keeps the identity masked; the wire encoder is what reveals it.
+        ours_query = WireEncoder().fields(init_query(config, req))
         assert ours_query == open_api_request.query  # type: ignore[attr-defined]
         assert init_body(req) == open_api_request.body  # type: ignore[attr-defined]
         assert (params.action, params.version, params.pathname) == ("InitFaceVerify", "2019-03-07", "/")  # type: ignore[attr-defined]
@@ -251,7 +253,10 @@ def test_all_endpoints_down_is_unavailable_with_the_last_cause() -> None:
     assert error.endpoint == f"https://{B}"
     assert error.code == "Timeout"
     assert isinstance(error.__cause__, CloudUnavailable)
-    assert isinstance(error.__cause__.__cause__, httpx.ReadTimeout)
+    # The httpx exception is not chained (its frames hold the request and so the identity);
+    # its type is in the message instead.
+    assert error.__cause__.__cause__ is None and error.__cause__.__context__ is None
+    assert "ReadTimeout" in str(error)
 
 
 def test_last_http_failure_carries_status_and_request_id() -> None:

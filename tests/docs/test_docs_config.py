@@ -24,7 +24,7 @@ import flask_alicertify.settings as settings_module
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 PREFIX = "ALICERTIFY_"
 #: Settings fields that no config key sets directly.
-DERIVED_FIELDS = frozenset({"prefix", "database_url_is_default"})
+DERIVED_FIELDS = frozenset({"prefix", "database_url_is_default", "sandbox_url"})
 
 
 def documented_keys() -> list[str]:

@@ -12,6 +12,7 @@ from support.ext import ACCESS_KEY_ID
 from support.ext import ACCESS_KEY_SECRET
 from support.ext import CERT_NAME
 from support.ext import CERT_NO
+from support.ext import SM2_PUBLIC_KEY
 from support.ext import base_config
 from support.ext import cloud_gateway
 from support.ext import header_user
@@ -227,7 +228,6 @@ def test_default_storage_is_memory_when_testing() -> None:
 
 
 def test_default_storage_is_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
-    pytest.importorskip("sqlalchemy")
     from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
 
     app = make_app(tmp_path, TESTING=False)
@@ -236,14 +236,34 @@ def test_default_storage_is_sqlite_in_the_instance_folder(tmp_path: Path) -> Non
     ext = AliCertify(user_loader=header_user)
     ext.init_app(app, gateway=cloud_gateway(cloud))
     try:
-        storage = ext.state(app).storage
-        assert isinstance(storage, SQLAlchemyStorage)
-        assert (tmp_path / "instance").is_dir()
+        # Nothing on disk until the storage is first used.
+        assert not (tmp_path / "instance").exists()
         response = app.test_client().post("/alicertify/init", json=INIT_BODY, headers={"X-User": "a"})
         assert response.status_code == 200
         assert (tmp_path / "instance" / "alicertify.sqlite3").is_file()
+        assert isinstance(ext.state(app).storage.resolved, SQLAlchemyStorage)  # type: ignore[attr-defined]
     finally:
         ext.close(app)
+
+
+def test_failed_init_app_leaves_no_instance_folder(tmp_path: Path) -> None:
+    """A configuration error after the settings were read once left an empty instance/ behind."""
+    app = make_app(tmp_path, TESTING=False, ALICERTIFY_ENDPOINTS=["ftp://nowhere"])
+    app.testing = False
+    with pytest.raises(errors.ConfigurationError):
+        AliCertify(app, user_loader=header_user)
+
+    class BrokenGateway(AliCertify):
+        def make_gateway(self, app: Flask, settings: Settings, *, sandbox: Any = None) -> Gateway:
+            raise errors.ConfigurationError(settings.key("ACCESS_KEY_ID"), "is not usable")
+
+    no_credentials = make_app(tmp_path, TESTING=False)
+    no_credentials.testing = False
+    with pytest.raises(errors.ConfigurationError):
+        # The gateway fails after the settings are read: once after the storage made the folder.
+        BrokenGateway(no_credentials, user_loader=header_user)
+    assert not (tmp_path / "instance").exists()
+    assert "alicertify" not in no_credentials.blueprints
 
 
 def test_storage_config_errors_name_the_key() -> None:
@@ -269,14 +289,13 @@ def test_redis_in_any_case_without_a_url_names_the_url_key(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", ["SQLAlchemy", " sqlalchemy", "SQLALCHEMY"])
 def test_sqlalchemy_in_any_case_uses_the_instance_folder(tmp_path: Path, spec: str) -> None:
-    from flask_alicertify.storage.sqlalchemy import SQLAlchemyStorage
-
     app = make_app(tmp_path, ALICERTIFY_STORAGE=spec)
     ext = AliCertify(app, user_loader=header_user)
     try:
-        assert isinstance(ext.state(app).storage, SQLAlchemyStorage)
         assert ext.state(app).settings.storage == "sqlalchemy"
-        assert (tmp_path / "instance").is_dir()
+        with app.app_context():
+            assert ext.state(app).storage.get("0" * 32) is None
+        assert (tmp_path / "instance" / "alicertify.sqlite3").is_file()
     finally:
         ext.close(app)
 
@@ -306,6 +325,8 @@ def test_identity_loader_must_return_a_pair() -> None:
     app.testing = False  # let the app turn the loader bug into a 500 rather than re-raising
     response = app.test_client().post("/alicertify/init", json=INIT_BODY, headers={"X-User": "a"})
     assert response.status_code == 500
+    # Under the prefix even a bug answers in the JSON error shape.
+    assert response.get_json() == {"error": {"code": "internal_server_error", "message": "服务器内部错误"}}
     assert cloud.calls == []
 
 
@@ -367,3 +388,73 @@ def test_framework_free_layers_import_without_flask() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _built_config(monkeypatch: pytest.MonkeyPatch, app: Flask) -> Any:
+    """The GatewayConfig init_app builds for ``app`` (captured at cloud.gateways.make_gateway)."""
+    import flask_alicertify.cloud.gateways as gateways
+
+    captured: list[Any] = []
+    real = gateways.make_gateway
+
+    def capture(api: str, config: Any, transport: Any = None) -> Gateway:
+        captured.append(config)
+        return real(api, config, transport=transport)
+
+    monkeypatch.setattr(gateways, "make_gateway", capture)
+    ext = AliCertify(app, user_loader=header_user)
+    ext.close(app)
+    [config] = captured
+    return config
+
+
+def test_make_gateway_passes_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = SM2_PUBLIC_KEY
+    app = make_app(
+        ALICERTIFY_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALICERTIFY_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALICERTIFY_ENCRYPT_TYPE="SM2",
+        ALICERTIFY_SM2_PUBLIC_KEY=key,
+        ALICERTIFY_UPSTREAM_QPS=20,
+        ALICERTIFY_UPSTREAM_WAIT=0.5,
+        ALICERTIFY_RATE_LIMIT_URL="redis://127.0.0.1:6379/9",
+        ALICERTIFY_CONNECT_TIMEOUT=1,
+        ALICERTIFY_READ_TIMEOUT=3,
+        ALICERTIFY_PRODUCT_CODE="ID_PLUS",
+    )
+    config = _built_config(monkeypatch, app)
+    assert (config.encrypt_type, config.sm2_public_key) == ("SM2", key)
+    assert (config.upstream_qps, config.upstream_wait) == (20.0, 0.5)
+    assert config.rate_limit_url == "redis://127.0.0.1:6379/9"
+    assert (config.connect_timeout, config.read_timeout, config.product_code) == (1.0, 3.0, "ID_PLUS")
+    assert config.scene_id == "1000000006"
+
+
+def test_the_quota_guard_shares_the_redis_storage_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(
+        ALICERTIFY_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALICERTIFY_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALICERTIFY_STORAGE=MemoryStorage(),
+    )
+    assert _built_config(monkeypatch, app).rate_limit_url is None
+    monkeypatch.undo()
+    app = make_app(
+        ALICERTIFY_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        ALICERTIFY_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET,
+        ALICERTIFY_STORAGE="redis",
+        ALICERTIFY_REDIS_URL="redis://127.0.0.1:6379/5",
+    )
+    assert _built_config(monkeypatch, app).rate_limit_url == "redis://127.0.0.1:6379/5"
+
+
+def test_sandbox_gateway_uses_the_sandboxs_keys_scene_and_sm2_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_alicertify.sandbox.plugin import SANDBOX_ACCESS_KEY_ID
+    from flask_alicertify.sandbox.plugin import SANDBOX_SCENE_ID
+
+    app = Flask(__name__)
+    app.config.update(TESTING=True, SECRET_KEY="k", ALICERTIFY_SANDBOX=True, ALICERTIFY_ENCRYPT_TYPE="SM2")
+    config = _built_config(monkeypatch, app)
+    assert config.scene_id == SANDBOX_SCENE_ID
+    assert config.credentials.get().access_key_id == SANDBOX_ACCESS_KEY_ID
+    assert config.encrypt_type == "SM2"
+    assert config.sm2_public_key != "02cd77e007bdc86eeaf9a479ba7a2c22bc0a517ccb3a6975c3f94b4ac93347dea6"

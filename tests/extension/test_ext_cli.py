@@ -165,3 +165,21 @@ def test_reconcile_noop_prints_empty_summary(h: Harness) -> None:
     result = h.app.test_cli_runner().invoke(args=["alicertify", "reconcile"])
     assert result.exit_code == 0
     assert "checked" in result.output and "0" in result.output
+
+
+def test_describe_shows_the_sandbox_flag_and_the_delivery(h: Harness) -> None:
+    h.cloud.script_next(Outcome.passes())
+    cid = h.start()
+    h.result(cid, "9000")
+    result = h.app.test_cli_runner().invoke(args=["alicertify", "describe", cid])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.split() == ["sandbox", "no"] for line in lines), result.output
+    assert any(line.startswith("signal delivered ") for line in lines), result.output
+
+
+def test_reconcile_redeliver_after_is_an_option(h: Harness) -> None:
+    runner = h.app.test_cli_runner()
+    assert runner.invoke(args=["alicertify", "reconcile", "--redeliver-after", "5m"]).exit_code == 0
+    bad = runner.invoke(args=["alicertify", "reconcile", "--redeliver-after", "later"])
+    assert bad.exit_code == 2 and "not a duration" in bad.output

@@ -41,6 +41,7 @@ def test_a_failed_describe_is_logged_once_whoever_asked(h: Harness, caplog: pyte
         assert len(lines) == 1, (caller, lines)
         assert lines[0].startswith(f"record {h.record(cid).id}: describe failed (CloudUnavailable"), caller
     assert answers == {"result post": 503, "poll": 200, "reconcile": 1}
-    # The record is untouched by the failures and settles on the next describe.
+    # The record is untouched by the failures and settles on the next describe (one interval on).
+    h.clock.advance(get_state("alicertify", h.app).settings.describe_min_interval)
     assert h.result(cid, "9000").get_json()["status"] == "passed"
     assert h.cloud.unconsumed() == []

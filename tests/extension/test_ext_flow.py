@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from support.ext import CERT_NAME_2
 from support.ext import CERT_NO
 from support.ext import CERT_NO_2
 from support.ext import SEED_PLACEHOLDER_NO
 from support.ext import Harness
 from support.ext import harness
+from support.ext import header_user
+from support.storage import BACKENDS
+from support.storage import open_test_backend
 
+from flask_alicertify import AliCertify
 from flask_alicertify.records import Record
 from flask_alicertify.records import Status
 from flask_alicertify.sandbox.fake import Fault
 from flask_alicertify.sandbox.fake import Outcome
+from flask_alicertify.sandbox.guard import CREDENTIAL_VARIABLES
 from flask_alicertify.storage.memory import MemoryStorage
 from pytest_alicertify.cases import CASES
 from pytest_alicertify.cases import Case
@@ -96,8 +104,10 @@ def test_failed_verdict_carries_subcode_message_and_retryable(h: Harness) -> Non
 def test_abandoned_can_still_pass_later(h: Harness) -> None:
     cid = h.start()
     assert h.result(cid, "6001", None).get_json()["status"] == "abandoned"
+    h.clock.advance(3)  # past the describe budget's interval
     assert h.result(cid, "6001", None).get_json()["status"] == "abandoned"
     h.cloud.complete(cid, passed=True)
+    h.clock.advance(3)
     body = h.result(cid, "9000").get_json()
     assert body["status"] == "passed"
     assert h.names() == ["certify_initiated", "certify_abandoned", "certify_passed"]
@@ -310,20 +320,25 @@ def test_result_upstream_failure_records_the_claim(h: Harness, fault: Fault, cod
         assert response.headers["Retry-After"] == "1"
     record = h.record(cid)
     assert (record.status, record.client_status) == (Status.PENDING, "6002")
-    # Once Alibaba answers again the verdict is taken.
+    # Once Alibaba answers again (and the describe budget allows another call) the verdict is taken.
+    h.clock.advance(3)
     assert h.result(cid, "9000").get_json()["status"] == "passed"
     assert h.cloud.unconsumed() == []
 
 
 class CountingStorage(MemoryStorage):
-    """Memory storage that counts writes (compare-and-sets)."""
+    """Memory storage that counts writes (compare-and-sets) other than the delivery mark."""
 
     def __init__(self) -> None:
         super().__init__()
         self.updates = 0
+        self.delivery_marks = 0
 
     def update(self, record_id: str, *, expect: Any, **changes: Any) -> Record | None:
-        self.updates += 1
+        if set(changes) == {"delivered_at"}:
+            self.delivery_marks += 1  # after the receivers ran: a write of its own by design
+        else:
+            self.updates += 1
         return super().update(record_id, expect=expect, **changes)
 
 
@@ -340,9 +355,10 @@ def test_result_post_writes_once_with_the_claim(outcome: Outcome, claim: str, st
     with harness(storage=storage) as h:
         h.cloud.script_next(outcome)
         cid = h.start()
-        before = storage.updates
+        before, marks = storage.updates, storage.delivery_marks
         assert h.result(cid, claim).get_json()["status"] == status
         assert storage.updates - before == 1
+        assert storage.delivery_marks - marks == (1 if status == "passed" else 0)
         record = h.record(cid)
         assert (record.status.value, record.client_status, record.describe_count) == (status, claim, 1)
 
@@ -401,9 +417,11 @@ def test_fixed_return_url_wins() -> None:
         assert h.cloud.calls_for("InitFaceVerify")[-1].params["ReturnUrl"] == "https://app.example.org/back"
 
 
-def test_client_return_url_refused_without_allowed_hosts() -> None:
+def test_client_return_url_ignored_without_allowed_hosts() -> None:
+    """With neither RETURN_URL nor RETURN_URL_HOSTS no client returnUrl can be trusted: not sent."""
     with harness(ALICERTIFY_RETURN_URL_HOSTS=None) as h:
-        assert h.init(returnUrl="https://www.aliyun.com").status_code == 400
+        assert h.init(returnUrl="https://www.aliyun.com").status_code == 200
+        assert "ReturnUrl" not in h.cloud.calls_for("InitFaceVerify")[-1].params
         assert h.init().status_code == 200
 
 
@@ -426,14 +444,19 @@ def test_the_guides_placeholder_without_identity_loader_is_400(h: Harness) -> No
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
-    [("certNo", "110105194912310021"), ("certNo", "12345"), ("certName", "张3"), ("certName", "   ")],
+    ("field", "value", "code"),
+    [
+        ("certNo", "110105194912310021", "invalid_input"),
+        ("certNo", "12345", "invalid_input"),
+        ("certName", "张3", "invalid_cert_name"),
+        ("certName", "   ", "invalid_input"),  # blank is missing, not a bad name
+    ],
 )
-def test_invalid_identity_is_400_with_field(h: Harness, field: str, value: str) -> None:
+def test_invalid_identity_is_400_with_field(h: Harness, field: str, value: str, code: str) -> None:
     response = h.init(**{field: value})
     assert response.status_code == 400
     error = response.get_json()["error"]
-    assert error["code"] == "invalid_input"
+    assert error["code"] == code
     assert field in error["fields"]["serviceParameters"]
     assert h.cloud.calls_for("InitFaceVerify") == []
 
@@ -451,7 +474,7 @@ def test_identity_loader_replaces_placeholders() -> None:
         response = h.init(certNo=CERT_NO, certName=CERT_NAME_2)
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "identity_mismatch"
-        assert "certNo" in response.get_json()["error"]["fields"]["serviceParameters"]
+        assert "fields" not in response.get_json()["error"]  # no hint of which value differs
         assert h.init(certNo=SEED_PLACEHOLDER_NO, certName="张先生").get_json()["error"]["code"] == (
             "identity_mismatch"
         )
@@ -595,6 +618,7 @@ def test_callback_upstream_down_is_503_so_alibaba_retries() -> None:
         h.cloud.inject(Fault.http(503), times=1, action="DescribeFaceVerify")
         assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 503
         assert h.record(cid).status == Status.PENDING
+        h.clock.advance(3)  # Alibaba retries later, past the describe budget's interval
         assert h.client(None).get("/alicertify/callback", query_string=query).status_code == 200
         assert h.record(cid).status == Status.PASSED
 
@@ -622,3 +646,58 @@ def test_saf_api_flow() -> None:
         cid = h.start()
         assert h.result(cid, "9000").get_json()["status"] == "passed"
         assert len(h.cloud.calls_for("ExecuteRequest:query")) == 1
+
+
+# -- sandbox records, on every backend ---------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials reachable (the sandbox's guard would refuse to start otherwise)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in (*CREDENTIAL_VARIABLES, "ALIBABA_CLOUD_CREDENTIALS_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def _app(storage: Any, **config: Any) -> tuple[Flask, AliCertify]:
+    app = Flask(f"flow_sandbox_{uuid.uuid4().hex[:8]}")
+    app.config.update(TESTING=True, SECRET_KEY="flow-sandbox", **config)
+    ext = AliCertify(user_loader=header_user)
+    ext.init_app(app, storage=storage)
+    return app, ext
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_sandbox_records_are_marked_on_every_backend_and_never_count_outside_it(
+    kind: str, tmp_path: Path
+) -> None:
+    with open_test_backend(kind, tmp_path) as backend:
+        app, ext = _app(backend.storage, ALICERTIFY_SANDBOX=True)
+        client = app.test_client()
+        client.environ_base["HTTP_X_USER"] = "alice"
+        body = {"serviceParameters": {"certNo": CERT_NO, "certName": "张三"}}
+        init = client.post("/alicertify/init", json=body)
+        assert init.status_code == 200, init.get_json()
+        cid, url = init.get_json()["certifyId"], init.get_json()["certifyUrl"]
+        verify_result = client.post(url, json={"outcome": "pass"}).get_json()
+        assert client.post("/alicertify/result", json={"certifyId": cid, **verify_result}).status_code == 200
+        stored = backend.storage.get_by_certify_id(cid)
+        assert stored is not None and (stored.sandbox, stored.status) == (True, Status.PASSED)
+        assert stored.instance == "alicertify"
+        with app.app_context():
+            assert ext.is_verified("alice")
+
+        # The same store under a live app: the sandbox verdict proves nothing there.
+        live_app, live_ext = _app(
+            backend.storage,
+            ALICERTIFY_SCENE_ID="1000000006",
+            ALICERTIFY_ACCESS_KEY_ID="LTAI5tLiveKeyForTests",
+            ALICERTIFY_ACCESS_KEY_SECRET="live-secret",
+        )
+        with live_app.app_context():
+            assert not live_ext.is_verified("alice")
+            assert live_ext.verification("alice") is None
+        live = live_app.test_client()
+        live.environ_base["HTTP_X_USER"] = "alice"
+        assert live.get(f"/alicertify/result/{cid}").status_code == 404

@@ -193,21 +193,35 @@ def test_long_certify_id_in_path_is_400(h: Harness) -> None:
 
 
 def test_app_errors_are_not_hijacked(h: Harness) -> None:
+    """The app's own handlers answer outside the prefix; under it, the answer is always JSON."""
+
     @h.app.errorhandler(404)
     def app_not_found(e: Exception) -> tuple[str, int]:
         return "the app's own 404", 404
+
+    @h.app.errorhandler(405)
+    def app_not_allowed(e: Exception) -> tuple[str, int]:
+        return "the app's own 405", 405
 
     @h.app.get("/app/bad")
     def app_bad() -> str:
         abort(400)
 
+    @h.app.post("/app/only-post")
+    def app_only_post() -> str:
+        return "ok"
+
     client = h.client()
-    for path in ("/nope", "/alicertify/nope"):
-        response = client.get(path)
-        assert (response.status_code, response.get_data(as_text=True)) == (404, "the app's own 404")
+    response = client.get("/nope")
+    assert (response.status_code, response.get_data(as_text=True)) == (404, "the app's own 404")
+    response = client.get("/app/only-post")
+    assert (response.status_code, response.get_data(as_text=True)) == (405, "the app's own 405")
     response = client.get("/app/bad")
     assert response.status_code == 400
     assert response.mimetype == "text/html"
+    # Under the prefix the app's handlers never win, not even its by-code 404 handler.
+    assert_error(client.get("/alicertify/nope"), 404, "not_found")
+    assert_error(client.get("/alicertify/init"), 405, "method_not_allowed")
 
 
 def test_app_error_handlers_still_see_app_errors_without_our_json() -> None:
@@ -216,6 +230,7 @@ def test_app_error_handlers_still_see_app_errors_without_our_json() -> None:
         response = client.get("/definitely-missing")
         assert response.status_code == 404
         assert response.mimetype == "text/html"
+        assert client.get("/alicertifyx").mimetype == "text/html"
 
 
 def test_responses_are_not_cacheable(h: Harness) -> None:
@@ -279,3 +294,41 @@ def test_no_json_value_makes_a_500(body: Any) -> None:
             assert response.status_code in (200, 400, 403, 404), (path, body, response.get_data(as_text=True))
             if response.status_code != 200:
                 assert_error(response, response.status_code)
+
+
+def test_no_frame_holds_the_clear_identity_at_the_upstream_call() -> None:
+    """Error trackers record every frame's locals; from the view down, only Sensitive values."""
+    import traceback
+
+    from flask_alicertify.identity import Sensitive
+
+    stacks: list[str] = []
+    requests: list[Any] = []
+
+    class Recording:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.api = inner.api
+
+        def init(self, request: Any) -> Any:
+            # The frames an exception raised here would carry, with their locals, up to the view
+            # (above it are Flask's and the test client's, which hold the raw request).
+            below_view = []
+            for frame, lineno in traceback.walk_stack(None):
+                below_view.append((frame, lineno))
+                if frame.f_code.co_name == "init" and frame.f_code.co_filename.endswith("views.py"):
+                    break
+            frames = traceback.StackSummary.extract(iter(below_view), capture_locals=True)
+            stacks.append("".join(frames.format()))
+            requests.append(request)
+            return self.inner.init(request)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    with harness(wrap_gateway=Recording) as h:
+        assert h.init().status_code == 200
+    [stack] = stacks
+    assert "views.py" in stack and "params = " in stack  # the view's own frame, with its locals
+    assert CERT_NO not in stack and CERT_NAME not in stack
+    assert isinstance(requests[0].cert_no, Sensitive) and isinstance(requests[0].cert_name, Sensitive)

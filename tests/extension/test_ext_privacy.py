@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import traceback
+from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from support.ext import BACKENDS
 from support.ext import CERT_NAME
@@ -132,3 +135,89 @@ def test_no_personal_data_in_storage_rows(kind: str, tmp_path: Path) -> None:
     assert "1****************X" in dump  # masked forms are there
     for value in FORBIDDEN + secrets:
         assert value not in dump, f"{value!r} is stored in clear"
+
+
+# -- tracebacks --------------------------------------------------------------------------------------
+
+
+def _identity_forms() -> set[str]:
+    from support.reliability import pii_forms
+
+    forms: set[str] = set()
+    for value in (CERT_NO, CERT_NAME, CERT_NO_2, CERT_NAME_2):
+        forms |= pii_forms(value)
+    return forms
+
+
+def _raising_gateway(exc: Callable[[httpx.Request], BaseException], api: str) -> Callable[[Any], Any]:
+    """The real gateway of ``api`` on an httpx transport whose every request raises ``exc``."""
+    from support.ext import ACCESS_KEY_ID
+    from support.ext import ACCESS_KEY_SECRET
+    from support.ext import ENDPOINT
+    from support.ext import SCENE_ID
+
+    from flask_alicertify.cloud.base import GatewayConfig
+    from flask_alicertify.cloud.credentials import StaticCredentials
+    from flask_alicertify.cloud.gateways import make_gateway
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc(request)
+
+    config = GatewayConfig(
+        scene_id=SCENE_ID,
+        credentials=StaticCredentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
+        endpoints=(ENDPOINT,),
+    )
+
+    def wrap(original: Any) -> Any:
+        original.close()
+        return make_gateway(api, config, transport=httpx.MockTransport(handler))
+
+    return wrap
+
+
+FAILURES = {
+    "connect_error": lambda request: httpx.ConnectError("connection refused", request=request),
+    "read_timeout": lambda request: httpx.ReadTimeout("timed out", request=request),
+    "bug": lambda request: RuntimeError("something broke inside the transport"),
+}
+
+
+@pytest.mark.parametrize("api", ["cloudauth", "saf"])
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+@pytest.mark.parametrize("source", ["client", "identity_loader"])
+def test_no_clear_identity_in_the_frame_locals_of_an_upstream_failure(
+    api: str, failure: str, source: str
+) -> None:
+    """What an error tracker records (sentry-sdk captures every frame's locals by default) for an
+    exception raised at the upstream call of a real ``POST /init``: no name, no ID number, in any
+    form (clear, JSON-escaped, percent-encoded, bytes)."""
+    captured: list[BaseException] = []
+    profiles = {"alice": (CERT_NAME_2, CERT_NO_2)}
+    with harness(
+        api=api,
+        ALICERTIFY_API=api,
+        wrap_gateway=_raising_gateway(FAILURES[failure], api),
+        identity_loader=profiles.get if source == "identity_loader" else None,
+    ) as h:
+        handle = h.app.handle_user_exception
+
+        def spy(e: Exception) -> Any:
+            captured.append(e)
+            return handle(e)
+
+        h.app.handle_user_exception = spy  # type: ignore[method-assign]
+        params = {"certNo": CERT_NO, "certName": CERT_NAME} if source == "client" else {}
+        response = h.client().post("/alicertify/init", json={"serviceParameters": params})
+    assert response.status_code in (502, 503), response.get_json()
+    (error,) = captured
+    chain = []
+    e: BaseException | None = error
+    while e is not None:
+        chain.append(type(e).__name__)
+        e = e.__cause__ or e.__context__
+    assert len(chain) >= 2, chain  # the answer's error and the upstream failure under it
+    text = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+    assert "start" in text and "init" in text  # the service's and the gateway's frames are in it
+    leaked = sorted(form for form in _identity_forms() if form in text)
+    assert not leaked, f"{leaked} in the frames of {chain}"

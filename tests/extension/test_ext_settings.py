@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import pytest
+from support.ext import SM2_PUBLIC_KEY
 
 from flask_alicertify.cloud.base import DEFAULT_CLOUDAUTH_ENDPOINTS
 from flask_alicertify.cloud.base import DEFAULT_SAF_ENDPOINTS
@@ -53,6 +54,10 @@ def test_defaults(tmp_path: Any) -> None:
     assert s.max_body_size == 16 * 1024
     assert s.language == "zh"
     assert s.expire_after == 30 * 60 + 300
+    assert (s.sandbox_url, s.sqlalchemy_bind, s.encrypt_type) == (None, None, None)
+    assert s.sm2_public_key == "02cd77e007bdc86eeaf9a479ba7a2c22bc0a517ccb3a6975c3f94b4ac93347dea6"
+    assert (s.delete_at_alibaba, s.retention) == (False, None)
+    assert (s.upstream_qps, s.upstream_wait, s.rate_limit_url) == (50.0, 1.0, None)
 
 
 def test_storage_defaults_to_memory_when_testing() -> None:
@@ -133,9 +138,30 @@ def test_strings_from_the_environment_are_parsed() -> None:
         ("RETURN_URL_HOSTS", ["example.com:443"], "bare host names"),
         ("URL_PREFIX", "alicertify", "start with '/'"),
         ("URL_PREFIX", 5, "must be a string"),
-        ("SCENE_ID", 1000000006, "must be a string"),
+        ("SCENE_ID", "scene-1", "whole number"),
+        ("SCENE_ID", -5, "whole number"),
+        ("SCENE_ID", True, "whole number"),
+        ("SCENE_ID", 1.5, "whole number"),
+        ("SCENE_ID", 2**63, "whole number"),
         ("PII_KEY", "short", "at least 16 bytes"),
-        ("PII_KEY", 12345, "string or bytes"),
+        ("PII_KEY", 12345, "at least 16 bytes"),
+        ("PII_KEY", 1.5e20, "quote the value"),
+        ("PII_KEY", ["k"] * 20, "string or bytes"),
+        ("ACCESS_KEY_SECRET", 1.5, "quote the value"),
+        ("SANDBOX", "ftp://sandbox", "sandbox server's http(s) URL"),
+        ("SANDBOX", "http://", "sandbox server's http(s) URL"),
+        ("ENCRYPT_TYPE", "AES", '"SM2"'),
+        ("SM2_PUBLIC_KEY", "05" + "a" * 64, "hex SM2 public key"),
+        ("SM2_PUBLIC_KEY", "02" + "a" * 60, "hex SM2 public key"),
+        ("SM2_PUBLIC_KEY", "04" + "ab" * 64, "not a point on sm2p256v1"),
+        ("RETENTION", "soon", "duration such as 180d"),
+        ("RETENTION", -1, "positive duration"),
+        ("RETENTION", "0d", "positive duration"),
+        ("UPSTREAM_QPS", 0, "greater than 0"),
+        ("UPSTREAM_QPS", "fast", "must be a number"),
+        ("UPSTREAM_WAIT", -1, "at least 0"),
+        ("RATE_LIMIT_URL", "localhost:6379", "redis://"),
+        ("DELETE_AT_ALIBABA", "sometimes", "True or False"),
         ("LANGUAGE", "fr", "must be one of"),
         ("MAX_BODY_SIZE", 10, "at least 256"),
         ("EXPIRE_GRACE", -5, "at least 0"),
@@ -201,3 +227,97 @@ def test_settings_are_frozen_and_hide_secrets() -> None:
         s.api = "saf"  # type: ignore[misc]
     assert "very-secret-value" not in repr(s)
     assert repr(s.pii_key) not in repr(s)
+
+
+def test_secrets_are_never_repeated_in_errors() -> None:
+    for key in ("ACCESS_KEY_SECRET", "SECURITY_TOKEN", "PII_KEY"):
+        e = error_for({f"ALICERTIFY_{key}": 98765.4321})
+        assert "98765" not in str(e)
+
+
+def test_delete_at_alibaba_is_refused_with_saf() -> None:
+    e = error_for({"ALICERTIFY_API": "saf", "ALICERTIFY_DELETE_AT_ALIBABA": True})
+    assert e.key == "ALICERTIFY_DELETE_AT_ALIBABA"
+    assert "SAF" in str(e) and "documents no deletion" in str(e)
+    assert load({"ALICERTIFY_API": "cloudauth", "ALICERTIFY_DELETE_AT_ALIBABA": True}).delete_at_alibaba
+    assert not load({"ALICERTIFY_API": "saf", "ALICERTIFY_DELETE_AT_ALIBABA": False}).delete_at_alibaba
+
+
+def test_sandbox_is_a_flag_or_the_shared_server_url() -> None:
+    flag = Settings.from_mapping({"ALICERTIFY_SANDBOX": "on"}, secret_key="k", testing=True)
+    assert (flag.sandbox, flag.sandbox_url) == (True, None)
+    shared = Settings.from_mapping(
+        {"ALICERTIFY_SANDBOX": " http://127.0.0.1:8900/ "}, secret_key="k", testing=True
+    )
+    assert (shared.sandbox, shared.sandbox_url) == (True, "http://127.0.0.1:8900")
+    off = load({"ALICERTIFY_SANDBOX": 0})
+    assert (off.sandbox, off.sandbox_url) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("180d", 180 * 86400.0),
+        ("12h", 43200.0),
+        ("90m", 5400.0),
+        ("2w", 1209600.0),
+        ("3600", 3600.0),
+        (3600, 3600.0),
+        (7.5, 7.5),
+        (None, None),
+        (False, None),
+        ("off", None),
+        ("", None),
+    ],
+)
+def test_retention_takes_durations_and_seconds(value: Any, seconds: float | None) -> None:
+    assert load({"ALICERTIFY_RETENTION": value}).retention == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "qps"), [(None, None), (False, None), ("None", None), ("off", None), (20, 20.0), ("12.5", 12.5)]
+)
+def test_upstream_qps_none_or_off_disables_the_guard(value: Any, qps: float | None) -> None:
+    assert load({"ALICERTIFY_UPSTREAM_QPS": value}).upstream_qps == qps
+
+
+def test_sm2_settings() -> None:
+    key = SM2_PUBLIC_KEY.upper()
+    s = load({"ALICERTIFY_ENCRYPT_TYPE": "sm2", "ALICERTIFY_SM2_PUBLIC_KEY": key})
+    assert (s.encrypt_type, s.sm2_public_key) == ("SM2", key.lower())
+    assert load({"ALICERTIFY_ENCRYPT_TYPE": None}).encrypt_type is None
+
+
+def test_parse_duration_is_shared_with_the_cli() -> None:
+    from datetime import timedelta
+
+    from flask_alicertify.config_values import parse_duration
+
+    assert parse_duration("10m") == timedelta(minutes=10)
+    assert parse_duration(" 1.5h ") == timedelta(minutes=90)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("ten minutes")
+
+
+def test_an_empty_string_means_unset() -> None:
+    s = load(
+        {"ALICERTIFY_OPENAPI": "", "ALICERTIFY_MAX_ATTEMPTS_PER_DAY": " ", "ALICERTIFY_UPSTREAM_WAIT": ""}
+    )
+    assert (s.openapi, s.max_attempts_per_day, s.upstream_wait) == (True, 5, 1.0)
+    assert load({"ALICERTIFY_URL_PREFIX": ""}).url_prefix == ""  # the one exception: the root
+
+
+def test_init_app_errors_are_configuration_errors_the_flask_cli_prints_as_one_line() -> None:
+    from flask import Flask
+    from flask.cli import NoAppException
+
+    from flask_alicertify import AliCertify
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", ALICERTIFY_SCENE_ID="not-digits", ALICERTIFY_ALLOW_ANONYMOUS=True)
+    with pytest.raises(ConfigurationError) as info:
+        AliCertify(app)
+    assert isinstance(info.value, NoAppException)
+    assert info.value.key == "ALICERTIFY_SCENE_ID"
+    assert info.value.format_message() == str(info.value)
+    assert str(info.value).startswith("ALICERTIFY_SCENE_ID must be a whole number")

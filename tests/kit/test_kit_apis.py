@@ -72,7 +72,8 @@ def test_an_app_configured_for_saf_is_tested_against_saf(pytester: pytest.Pytest
             assert alicertify_cloud.fake.sessions[flow.certify_id].api == api
 
         def test_saf_faults_and_failover(make_app, alicertify_cloud, verify_result):
-            client = make_app(ALICERTIFY_API="saf").test_client()
+            # No describe budget: the retry comes right after the failure.
+            client = make_app(ALICERTIFY_API="saf", ALICERTIFY_DESCRIBE_MIN_INTERVAL=0).test_client()
             alicertify_cloud.pass_next()
             certify_id, _, _ = start(client)
             alicertify_cloud.fail_with(Fault.http(503), action="ExecuteRequest:query")

@@ -23,6 +23,8 @@ APP_FIXTURE = textwrap.dedent(
             TESTING=True,
             SECRET_KEY="kit-tests",
             ALICERTIFY_ALLOW_ANONYMOUS=True,
+            # The tests here post twice in a row; no describe budget between the posts.
+            ALICERTIFY_DESCRIBE_MIN_INTERVAL=0,
             **alicertify_cloud.app_config,
         )
         AliCertify(app)

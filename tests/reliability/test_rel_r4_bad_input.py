@@ -139,12 +139,19 @@ def fuzz_operation(app: Any, strategy: Any, label: str, examples: int) -> None:
     run()
 
 
+def has_inputs(operation: Any) -> bool:
+    """Whether the operation takes anything a fuzzer can vary (a path parameter, a query, a body)."""
+    raw = operation.definition.raw
+    return "{" in operation.path or "parameters" in raw or "requestBody" in raw
+
+
 def test_r4_schemathesis_finds_no_5xx_and_only_the_error_shape(fuzz: App) -> None:
     schema = schemathesis.openapi.from_dict(document_for(fuzz))
     operations = [result.ok() for result in schema.get_all_operations()]
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    # GET openapi.json (when wired) has no inputs: one case; the others share the budget.
-    fuzzable = [op for op in operations if not op.path.endswith("/openapi.json")]
+    # Operations without inputs (GET openapi.json, GET status) get one case; the others share
+    # the budget (hypothesis cannot invent many distinct cases for an input-less operation).
+    fuzzable = [op for op in operations if has_inputs(op)]
     per_run = max(REQUESTS * 11 // (10 * len(fuzzable) * len(modes)) + 1, 10)
     for operation in operations:
         for mode in modes:
@@ -373,6 +380,23 @@ ROUTING: list[tuple[str, str, str, int]] = [
     ("empty-certify-id", "GET", "/result/", 404),
     ("slash-in-certify-id", "GET", "/result/a/b", 404),
 ]
+
+#: Names that render as nothing: a billed Init could never match anyone's ID card.
+INVISIBLE_NAMES = ["\u3164\u3164\u3164", "\uffa0\uffa0", "\u0301\u0301\u0301", "张\ufe0f三", "\u200b"]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES, ids=[f"U+{ord(n[0]):04X}" for n in INVISIBLE_NAMES])
+def test_r4_invisible_names_are_invalid_cert_name(fuzz: App, name: str) -> None:
+    inits = len(fuzz.cloud.calls_for("InitFaceVerify"))
+    body = {"serviceParameters": {"certNo": CERT_NOS[0], "certName": name}}
+    response = fuzz.client("fuzz").post(PREFIX + "/init", json=body)
+    SEEN["hand"] += 1
+    error = (response.get_json(silent=True) or {}).get("error", {})
+    if response.status_code != 400 or error.get("code") != "invalid_cert_name":
+        SEEN["hand_failures"].append((repr(name), response.status_code, response.data[:200]))
+    _report()
+    assert (response.status_code, error.get("code")) == (400, "invalid_cert_name")
+    assert len(fuzz.cloud.calls_for("InitFaceVerify")) == inits
 
 
 @pytest.mark.parametrize(

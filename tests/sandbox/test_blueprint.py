@@ -87,6 +87,10 @@ class Sandbox:
             )
         return certify_id
 
+    def url(self, certify_id: str) -> str:
+        """The page's path with the session's secret, as the certifyUrl carries it."""
+        return f"{url(certify_id)}?token={self.cloud.links.secret(certify_id)}"
+
     def describe(self, certify_id: str) -> dict[str, Any]:
         request = sign_request(
             "DescribeFaceVerify",
@@ -105,6 +109,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def url(certify_id: str) -> str:
+    """The page's path without its secret: what someone who only knows the certify id has."""
     return f"{PREFIX}/sandbox/certify/{certify_id}"
 
 
@@ -138,13 +143,13 @@ def test_empty_prefix_mounts_at_sandbox() -> None:
 
 def test_get_renders_the_page_with_the_masked_identity(sandbox: Sandbox) -> None:
     certify_id = sandbox.start()
-    r = sandbox.client.get(url(certify_id))
+    r = sandbox.client.get(sandbox.url(certify_id))
     assert r.status_code == 200 and r.mimetype == "text/html"
     assert r.headers["Cache-Control"] == "no-store"
     text = r.get_data(as_text=True)
     assert certify_id in text and "张*" in text and "1****************X" in text
     assert CERT_NO not in text
-    assert f'data-action-url="{url(certify_id)}"' in text
+    assert f'data-action-url="{sandbox.url(certify_id)}"' in text
     assert "<code>/alicertify/result</code>" in text
 
 
@@ -152,11 +157,50 @@ def test_get_renders_the_page_with_the_masked_identity(sandbox: Sandbox) -> None
 def test_unknown_long_or_unrecorded_ids_are_404(sandbox: Sandbox, method: str) -> None:
     unrecorded = sandbox.start(record=False)
     for certify_id in ("0" * 32, "a" * 129, unrecorded):
-        r = sandbox.client.open(url(certify_id), method=method, json={"outcome": "pass"})
+        r = sandbox.client.open(sandbox.url(certify_id), method=method, json={"outcome": "pass"})
         assert r.status_code == 404, certify_id
         assert r.get_json()["error"]["code"] == "not_found"
         assert r.headers["Cache-Control"] == "no-store"
     assert not sandbox.cloud.sessions[unrecorded].finished
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_without_the_sessions_secret_the_page_is_404_and_changes_nothing(
+    sandbox: Sandbox, method: str
+) -> None:
+    certify_id = sandbox.start()
+    other = sandbox.start()
+    attempts = [
+        url(certify_id),
+        f"{url(certify_id)}?token=",
+        f"{url(certify_id)}?token={'A' * 32}",
+        f"{url(certify_id)}?token={sandbox.cloud.links.secret(other)}",
+        f"{url(certify_id)}?secret={sandbox.cloud.links.secret(certify_id)}",
+    ]
+    for attempt in attempts:
+        r = sandbox.client.open(attempt, method=method, json={"outcome": "pass"})
+        assert r.status_code == 404, attempt
+        assert r.get_json()["error"]["code"] == "not_found"
+        assert certify_id not in r.get_data(as_text=True)
+    session = sandbox.cloud.sessions[certify_id]
+    assert (session.finished, session.passed) == (False, None)
+    assert (
+        sandbox.client.open(sandbox.url(certify_id), method=method, json={"outcome": "pass"}).status_code
+        == 200
+    )
+
+
+def test_a_multi_process_server_is_told_to_use_the_shared_sandbox(sandbox: Sandbox) -> None:
+    certify_id = sandbox.start()
+    r = sandbox.client.get(sandbox.url(certify_id), environ_overrides={"wsgi.multiprocess": True})
+    assert r.status_code == 503
+    error = r.get_json()["error"]
+    assert error["code"] == "sandbox_needs_shared_server"
+    assert "python -m flask_alicertify.sandbox" in CATALOGUE["sandbox_needs_shared_server"].message_en
+    r = sandbox.client.post(
+        sandbox.url(certify_id), json={"outcome": "pass"}, environ_overrides={"wsgi.multiprocess": True}
+    )
+    assert r.status_code == 503 and not sandbox.cloud.sessions[certify_id].finished
 
 
 @pytest.mark.parametrize(
@@ -190,7 +234,7 @@ def test_post_records_the_outcome_and_answers_the_verify_result(
     sub_code: str | None,
 ) -> None:
     certify_id = sandbox.start()
-    r = sandbox.client.post(url(certify_id), json=body)
+    r = sandbox.client.post(sandbox.url(certify_id), json=body)
     assert r.status_code == 200, r.get_json()
     assert r.headers["Cache-Control"] == "no-store"
     expected = dict(verify_result)
@@ -203,21 +247,23 @@ def test_post_records_the_outcome_and_answers_the_verify_result(
 
 def test_bad_bodies_are_field_errors_and_non_json_is_415(sandbox: Sandbox) -> None:
     certify_id = sandbox.start()
-    r = sandbox.client.post(url(certify_id), json={"outcome": "teleport"})
+    r = sandbox.client.post(sandbox.url(certify_id), json={"outcome": "teleport"})
     assert r.status_code == 400
     assert r.get_json()["error"]["code"] == "invalid_input"
     assert "outcome" in r.get_json()["error"]["fields"]
-    r = sandbox.client.post(url(certify_id), data="outcome=pass", content_type="text/plain")
+    r = sandbox.client.post(sandbox.url(certify_id), data="outcome=pass", content_type="text/plain")
     assert r.status_code == 415
     assert r.get_json()["error"]["code"] == "unsupported_media_type"
-    r = sandbox.client.post(url(certify_id), data="{", content_type="application/json")
+    r = sandbox.client.post(sandbox.url(certify_id), data="{", content_type="application/json")
     assert r.status_code == 400 and "_body" in r.get_json()["error"]["fields"]
 
 
 def test_body_cap_is_the_instances() -> None:
     sandbox = Sandbox(max_body_size=64)
     certify_id = sandbox.start()
-    r = sandbox.client.post(url(certify_id), json={"outcome": "business_error", "errorCode": "X" * 80})
+    r = sandbox.client.post(
+        sandbox.url(certify_id), json={"outcome": "business_error", "errorCode": "X" * 80}
+    )
     assert r.status_code == 413
     assert r.get_json()["error"]["code"] == "body_too_large"
     assert not sandbox.cloud.sessions[certify_id].finished
@@ -225,11 +271,11 @@ def test_body_cap_is_the_instances() -> None:
 
 def test_a_described_verdict_is_409_closed(sandbox: Sandbox) -> None:
     certify_id = sandbox.start()
-    assert sandbox.client.post(url(certify_id), json={"outcome": "pass"}).status_code == 200
+    assert sandbox.client.post(sandbox.url(certify_id), json={"outcome": "pass"}).status_code == 200
     assert sandbox.describe(certify_id)["ResultObject"]["Passed"] == "T"
     # The same verdict again is a no-op; a different one is refused.
-    assert sandbox.client.post(url(certify_id), json={"outcome": "pass"}).status_code == 200
-    r = sandbox.client.post(url(certify_id), json={"outcome": "fail", "subCode": "205"})
+    assert sandbox.client.post(sandbox.url(certify_id), json={"outcome": "pass"}).status_code == 200
+    r = sandbox.client.post(sandbox.url(certify_id), json={"outcome": "fail", "subCode": "205"})
     assert r.status_code == 409
     assert r.get_json()["error"]["code"] == "sandbox_session_closed"
     assert r.get_json()["error"]["message"] == CATALOGUE["sandbox_session_closed"].message_zh
@@ -238,14 +284,16 @@ def test_a_described_verdict_is_409_closed(sandbox: Sandbox) -> None:
 def test_an_expired_session_is_410(sandbox: Sandbox) -> None:
     certify_id = sandbox.start()
     sandbox.now[0] += 30 * 60
-    r = sandbox.client.post(url(certify_id), json={"outcome": "pass"}, headers={"Accept-Language": "en"})
+    r = sandbox.client.post(
+        sandbox.url(certify_id), json={"outcome": "pass"}, headers={"Accept-Language": "en"}
+    )
     assert r.status_code == 410
     assert r.get_json()["error"] == {
         "code": "sandbox_session_expired",
         "message": CATALOGUE["sandbox_session_expired"].message_en,
     }
     # Cancelling records nothing, so it is still answered after the 30 minutes.
-    assert sandbox.client.post(url(certify_id), json={"outcome": "cancel"}).status_code == 200
+    assert sandbox.client.post(sandbox.url(certify_id), json={"outcome": "cancel"}).status_code == 200
 
 
 def test_only_the_fakes_own_refusals_become_conflicts(
@@ -259,7 +307,7 @@ def test_only_the_fakes_own_refusals_become_conflicts(
 
     monkeypatch.setattr(sandbox.cloud, "complete", broken)
     with pytest.raises(ValueError, match="a bug in the fake"):
-        sandbox.client.post(url(certify_id), json={"outcome": "pass"})
+        sandbox.client.post(sandbox.url(certify_id), json={"outcome": "pass"})
 
 
 # -- OpenAPI -------------------------------------------------------------------------------------

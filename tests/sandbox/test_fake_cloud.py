@@ -21,6 +21,7 @@ from flask_alicertify.sandbox import SessionDecided
 from flask_alicertify.sandbox import SessionExpired
 from flask_alicertify.sandbox import sign_request
 from flask_alicertify.sandbox.fake import mask
+from flask_alicertify.sandbox.links import token_of
 
 SCENE = "1000000006"
 CERT_NO = "330103199001011234"
@@ -131,7 +132,11 @@ def test_signed_init_is_accepted_and_answers_the_documented_envelope(cloud: Fake
     assert body["RequestId"] == body["RequestId"].upper() and len(body["RequestId"]) == 36
     certify_id = body["ResultObject"]["CertifyId"]
     assert len(certify_id) == 32 and int(certify_id, 16) >= 0 and certify_id == certify_id.lower()
-    assert body["ResultObject"]["CertifyUrl"] == f"https://sandbox.alicertify.invalid/certify/{certify_id}"
+    url = body["ResultObject"]["CertifyUrl"]
+    assert (
+        url
+        == f"https://sandbox.alicertify.invalid/certify/{certify_id}?token={wire.cloud.links.secret(certify_id)}"
+    )
     session = cloud.sessions[certify_id]
     assert (session.cert_no, session.cert_name, session.api) == (CERT_NO, CERT_NAME, "cloudauth")
     assert session.return_url == "https://app.example/done?x=1 2~"
@@ -420,7 +425,8 @@ def test_saf_init_and_query_upper_case(cloud: FakeCloud, wire: Wire, version: st
     body = wire.saf(saf_init_params(**callback), version=version, in_body=in_body)
     assert (body["Code"], body["Message"]) == (200, "success")
     certify_id = body["Data"]["certifyId"]
-    assert body["Data"]["certifyUrl"].endswith(certify_id)
+    assert body["Data"]["certifyUrl"] == cloud.sessions[certify_id].certify_url
+    assert cloud.check_link(certify_id, token_of(body["Data"]["certifyUrl"]))
     assert cloud.sessions[certify_id].api == "saf"
     query = {"method": "query", "certifyId": certify_id, "sceneId": SCENE}
     assert wire.saf(query, version=version, in_body=in_body)["Code"] == 424

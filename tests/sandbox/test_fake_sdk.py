@@ -10,6 +10,7 @@ import pytest
 
 from flask_alicertify.sandbox import FakeCloud
 from flask_alicertify.sandbox import Outcome
+from flask_alicertify.sandbox.links import token_of
 
 sdk_client = pytest.importorskip("alibabacloud_cloudauth20190307.client")
 sdk_models = pytest.importorskip("alibabacloud_cloudauth20190307.models")
@@ -70,7 +71,8 @@ def test_official_sdk_talks_to_the_fake(cloud: FakeCloud, base_url: str) -> None
     init = _sdk_init(client)
     assert init.body.code == "200"
     certify_id = init.body.result_object.certify_id
-    assert init.body.result_object.certify_url.endswith(certify_id)
+    assert init.body.result_object.certify_url == cloud.sessions[certify_id].certify_url
+    assert cloud.check_link(certify_id, token_of(init.body.result_object.certify_url))
     call = cloud.calls_for("InitFaceVerify")[0]
     assert (call.params["Model"], call.params["Crop"], call.params["AuthId"]) == ("LIVENESS", "F", "auth 1")
     assert call.params["CertName"] == "张 三"

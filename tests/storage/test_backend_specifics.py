@@ -44,6 +44,9 @@ def test_sqlite_file_table_created_on_first_use(tmp_path: Path) -> None:
             "ix_alicertify_records_certify_id",
             "ix_alicertify_records_user_created",
             "ix_alicertify_records_status_updated",
+            "ix_alicertify_records_delivered",
+            "ix_alicertify_records_deleted",
+            "ix_alicertify_records_purged",
         }
     finally:
         storage.close()
@@ -149,7 +152,7 @@ def test_redis_key_layout(redis_client: Any) -> None:
 
     client = redis_client
     prefix: str = client.prefix
-    storage = RedisStorage(client, prefix=prefix, inits_retention=timedelta(days=2))
+    storage = RedisStorage(client, prefix=prefix)
     old = make(user_id="u1", created_at=T0 - timedelta(days=3))
     new = make(user_id="u1", certify_id="c1")
     storage.create(old)
@@ -157,13 +160,77 @@ def test_redis_key_layout(redis_client: Any) -> None:
     hashed = client.hgetall(f"{prefix}record:{new.id}")
     assert hashed[b"status"] == b"pending"
     assert hashed[b"created_at"] == b"2025-03-01T08:00:00.000000+00:00"
+    assert hashed[b"_cts"] == b"1740816000000000"  # integer microseconds: exact cursors
+    assert hashed[b"sandbox"] == b"0" and hashed[b"instance"] == b"alicertify"
     assert b"user_id" in hashed and b"passed" not in hashed  # None is a missing field
     assert client.get(f"{prefix}certify:c1") == new.id.encode()
-    # The 3-day-old init was trimmed when the newer one arrived; the key expires on its own.
-    members = client.zrange(f"{prefix}inits:u1", 0, -1)
-    assert members == [new.id.encode()]
-    assert 0 < client.ttl(f"{prefix}inits:u1") <= 2 * 86400
+
+    def members(name: str) -> set[bytes]:
+        return set(client.zrange(prefix + name, 0, -1))
+
+    both = {old.id.encode(), new.id.encode()}
+    assert members("user:u1") == both and members("stale") == both and members("unpurged") == both
+    assert members("undelivered") == members("undeleted") == set()
     storage.update(new.id, expect={Status.PENDING}, status=Status.PASSED, passed=True)
-    stale_ids = client.zrange(f"{prefix}stale", 0, -1)
-    assert stale_ids == [old.id.encode()]
     assert client.hget(f"{prefix}record:{new.id}", "passed") == b"1"
+    assert members("stale") == {old.id.encode()}
+    assert members("undelivered") == members("undeleted") == {new.id.encode()}
+    storage.update(new.id, expect={Status.PASSED}, delivered_at=T0, deleted_at=T0, purged_at=T0)
+    assert members("undelivered") == members("undeleted") == set()
+    assert members("unpurged") == {old.id.encode()}
+    # Moving a record to another user moves its index entry.
+    storage.update(old.id, expect={Status.PENDING}, user_id="u2")
+    assert members("user:u1") == {new.id.encode()} and members("user:u2") == {old.id.encode()}
+    assert storage.count_inits("u2", since=T0 - timedelta(days=4)) == 1
+    # Nothing but records, the certify-id key and the indexes.
+    assert {k.decode()[len(prefix) :] for k in client.scan_iter(match=prefix + "*")} == {
+        f"record:{old.id}",
+        f"record:{new.id}",
+        "certify:c1",
+        "user:u1",
+        "user:u2",
+        "stale",
+        "unpurged",
+    }
+
+
+def test_metadata_of_the_app_gets_the_table_once(tmp_path: Path) -> None:
+    from flask_alicertify.storage.sqlalchemy import make_table
+
+    metadata = sa.MetaData()
+    sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.sqlite3'}")
+    first = SQLAlchemyStorage(engine, metadata=metadata, table_name="kyc_records", create=False)
+    # An app factory run twice with one module-level metadata reuses the table.
+    second = SQLAlchemyStorage(engine, metadata=metadata, table_name="kyc_records", create=False)
+    assert first.table is second.table is metadata.tables["kyc_records"]
+    metadata.create_all(engine)  # what db.create_all() does
+    record = make()
+    first.create(record)
+    assert second.get(record.id) == record
+    # drop_all drops the records table only, never the app's own tables.
+    first.drop_all()
+    assert set(sa.inspect(engine).get_table_names()) == {"users"}
+    # A table of that name that is no records table is refused, not written to.
+    with pytest.raises(ValueError, match="not a records table"):
+        SQLAlchemyStorage(engine, metadata=metadata, table_name="users")
+    other = sa.MetaData()
+    make_table(other, "alicertify_records")
+    assert SQLAlchemyStorage(engine, metadata=other).table is other.tables["alicertify_records"]
+    engine.dispose()
+
+
+def test_create_all_refuses_when_migrations_own_the_table(tmp_path: Path) -> None:
+    from flask_alicertify.errors import SchemaManagedByMigrations
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    managed = {"yes": True}
+    storage = SQLAlchemyStorage(engine, create=False, migrations=lambda: managed["yes"])
+    with pytest.raises(SchemaManagedByMigrations, match="flask db upgrade"):
+        storage.create_all()
+    assert not sa.inspect(engine).has_table("alicertify_records")
+    managed["yes"] = False  # asked at call time: Flask-Migrate may be set up after the storage
+    storage.create_all()
+    assert sa.inspect(engine).has_table("alicertify_records")
+    assert issubclass(SchemaManagedByMigrations, RuntimeError)
+    engine.dispose()

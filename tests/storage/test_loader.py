@@ -76,7 +76,7 @@ def test_instance_class_and_factory() -> None:
         ("nope", 'unknown storage .*"memory", "sqlalchemy", "redis"'),
         ("no_such_module_xyz:Thing", "cannot import storage module 'no_such_module_xyz'"),
         (f"{__name__}:Missing", "has no attribute 'Missing'"),
-        (f"{__name__}:test_builtin_names", "lacks the Storage methods"),
+        (f"{__name__}:test_builtin_names", r"lacks the Storage method\(s\) create, get, "),
         (42, "invalid storage 42"),
     ],
 )
@@ -94,7 +94,8 @@ def test_loaded_storage_satisfies_protocol() -> None:
 
 
 def test_optional_backends_are_imported_lazily() -> None:
-    """Without sqlalchemy and redis installed the package still imports, and says what to install."""
+    """Without sqlalchemy and redis importable the package still imports; the Redis backend says
+    which extra installs it (SQLAlchemy is a dependency of the package, so it has no extra)."""
     code = """
 import sys
 sys.modules["sqlalchemy"] = None
@@ -106,11 +107,14 @@ from flask_alicertify.storage.loader import builtin_name
 from flask_alicertify.storage.loader import configured_storage
 from flask_alicertify.storage.loader import storage_from_config
 assert s.MemoryStorage
-for name, extra in (("sqlalchemy", "sqlalchemy"), ("redis", "redis")):
+for name, extra in (("sqlalchemy", None), ("redis", "redis")):
     try:
         s.load_storage(name, url="x")
     except StorageConfigError as e:
-        assert f"flask-alicertify[{extra}]" in str(e), e
+        assert f"storage {name!r} is not available" in str(e), e
+        assert ("flask-alicertify[" in str(e)) == (extra is not None), e
+        if extra:
+            assert f"flask-alicertify[{extra}]" in str(e), e
     else:
         raise AssertionError(name)
 print("ok")
@@ -171,3 +175,66 @@ def test_storage_config_error_lives_in_errors() -> None:
     from flask_alicertify import errors
 
     assert StorageConfigError is errors.StorageConfigError
+
+
+class OldStorage:
+    """A custom storage written against the first release's seven methods."""
+
+    def create(self, record: Any) -> None: ...
+    def get(self, record_id: str) -> None: ...
+    def get_by_certify_id(self, certify_id: str) -> None: ...
+    def update(self, record_id: str, *, expect: Any, **changes: Any) -> None: ...
+    def stale(self, *, updated_before: Any, limit: int = 100) -> list[Any]: ...
+    def count_inits(self, user_id: str, *, since: Any) -> int: ...
+    def close(self) -> None: ...
+
+
+NEW_METHODS = "claim_describe, latest_for_user, undelivered, undeleted, unpurged"
+
+
+@pytest.mark.parametrize("spec", [OldStorage, OldStorage(), lambda: OldStorage(), f"{__name__}:OldStorage"])
+def test_a_storage_lacking_methods_is_told_which(spec: Any) -> None:
+    with pytest.raises(StorageConfigError) as info:
+        load_storage(spec)
+    message = str(info.value)
+    assert f"lacks the Storage method(s) {NEW_METHODS} (" in message
+    assert "Writing your own" in message
+
+
+def test_a_storage_lacking_methods_fails_init_app_naming_the_key() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        storage_from_config(OldStorage(), database_url=None, redis_url=None)
+    assert info.value.key == "ALICERTIFY_STORAGE"
+    assert NEW_METHODS in str(info.value)
+
+
+def test_storage_methods_list_the_protocol() -> None:
+    from flask_alicertify.storage.base import STORAGE_METHODS
+
+    declared = [name for name, value in vars(Storage).items() if not name.startswith("_") and callable(value)]
+    assert list(STORAGE_METHODS) == declared
+
+
+def test_builtin_storages_take_the_instance_name(tmp_path: Path) -> None:
+    from flask_alicertify.storage.loader import prefix_for
+    from flask_alicertify.storage.loader import table_name_for
+
+    assert (table_name_for("alicertify"), prefix_for("alicertify")) == ("alicertify_records", "alicertify:")
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    for instance, table in ((None, "alicertify_records"), ("kyc", "kyc_records")):
+        options = {} if instance is None else {"instance": instance}
+        storage = storage_from_config("sqlalchemy", database_url=url, redis_url=None, **options)
+        try:
+            assert storage.table.name == table  # type: ignore[attr-defined]
+        finally:
+            storage.close()
+    redis_storage = storage_from_config("redis", database_url=None, redis_url="redis://x:1/0", instance="kyc")
+    try:
+        assert redis_storage.prefix == "kyc:"  # type: ignore[attr-defined]
+    finally:
+        redis_storage.close()
+    default_redis = storage_from_config("redis", database_url=None, redis_url="redis://x:1/0")
+    try:
+        assert default_redis.prefix == "alicertify:"  # type: ignore[attr-defined]
+    finally:
+        default_redis.close()

@@ -20,6 +20,7 @@ from support.storage import BACKENDS
 from support.storage import Backend
 
 from flask_alicertify import identity
+from flask_alicertify import records
 from flask_alicertify.records import Record
 from flask_alicertify.records import Status
 from flask_alicertify.storage import RecordExists
@@ -361,25 +362,27 @@ def test_process_race_has_exactly_one_winner(backend: Backend, monkeypatch: pyte
     storage = backend.storage
     storage.get("warm-up")  # creates the table before the children use it
     ctx = multiprocessing.get_context("spawn")
-    for _ in range(3):
-        record = make()
+    rounds = [make() for _ in range(3)]
+    for record in rounds:
         storage.create(record)
-        barrier = ctx.Barrier(RACE_PROCESSES)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(
-                target=support.storage.race,
-                args=(backend.kind, backend.spec, record.id, barrier, results),
-            )
-            for _ in range(RACE_PROCESSES)
-        ]
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        assert [p.exitcode for p in procs] == [0] * RACE_PROCESSES, outcomes
-        assert sorted(outcomes, key=str) == [False] * (RACE_PROCESSES - 1) + [True]
+    barrier = ctx.Barrier(RACE_PROCESSES)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=support.storage.race,
+            args=(backend.kind, backend.spec, [r.id for r in rounds], barrier, results),
+        )
+        for _ in range(RACE_PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in range(RACE_PROCESSES * len(rounds))]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * RACE_PROCESSES, outcomes
+    for round_no, record in enumerate(rounds):
+        wins = sorted(won for n, won in outcomes if n == round_no)
+        assert wins == [False] * (RACE_PROCESSES - 1) + [True], (round_no, outcomes)
         got = storage.get(record.id)
         assert got is not None and got.status is Status.PASSED
 
@@ -417,3 +420,416 @@ def test_no_personal_data_at_rest(backend: Backend) -> None:
         assert secret not in dump
     for secret in (CERT_NAME, "阳娜娜", "阿卜杜拉·买买提", "买买提"):
         assert secret not in dump
+
+
+# -- the fields added for instances, sandbox mode, user-id types, delivery, deletion, purge ------
+
+
+def test_new_fields_round_trip(storage: Storage) -> None:
+    record = make(
+        instance="kyc",
+        sandbox=True,
+        user_id="42",
+        user_id_type="int",
+        delivered_at=T0 + timedelta(seconds=1),
+        deleted_at=T0 + timedelta(seconds=2),
+        purged_at=T0 + timedelta(seconds=3),
+    )
+    storage.create(record)
+    got = storage.get(record.id)
+    assert got == record
+    assert got is not None and got.typed_user_id == 42 and got.sandbox is True
+    # The defaults come back as defaults (not as None or "").
+    plain = make()
+    storage.create(plain)
+    got = storage.get(plain.id)
+    assert got is not None
+    assert (got.instance, got.sandbox, got.user_id_type) == ("alicertify", False, "str")
+    assert (got.delivered_at, got.deleted_at, got.purged_at) == (None, None, None)
+
+
+def test_new_fields_update_and_clear(storage: Storage) -> None:
+    record = make(status=Status.PASSED)
+    storage.create(record)
+    when = (T0 + timedelta(minutes=1)).astimezone(CST)
+    got = storage.update(record.id, expect={Status.PASSED}, delivered_at=when, sandbox=True, instance="kyc")
+    assert got == record.replace(delivered_at=when, sandbox=True, instance="kyc")
+    assert got is not None and got.delivered_at is not None and got.delivered_at.utcoffset() == timedelta(0)
+    got = storage.update(record.id, expect={Status.PASSED}, delivered_at=None, sandbox=False)
+    assert got == record.replace(instance="kyc")
+    assert storage.get(record.id) == got
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"sandbox": "yes"}, TypeError),
+        ({"sandbox": None}, TypeError),
+        ({"instance": None}, TypeError),
+        ({"api": None}, TypeError),
+        ({"cert_no_digest": None}, TypeError),
+        ({"user_id_type": "float"}, ValueError),
+        ({"delivered_at": "2025-01-01T00:00:00+00:00"}, TypeError),
+        ({"purged_at": datetime(2025, 1, 1)}, ValueError),
+        ({"passed": 1}, TypeError),
+    ],
+)
+def test_every_backend_refuses_the_same_bad_values(
+    storage: Storage, changes: dict[str, Any], error: type[Exception]
+) -> None:
+    record = make()
+    storage.create(record)
+    with pytest.raises(error):
+        storage.update(record.id, expect={Status.PENDING}, **changes)
+    with pytest.raises(error):
+        storage.create(make().replace(**changes))
+    assert storage.get(record.id) == record
+
+
+# -- claim_describe ----------------------------------------------------------------------------
+
+
+def test_claim_describe_claims_once_per_interval(storage: Storage) -> None:
+    record = make(describe_count=2)
+    storage.create(record)
+    now = T0 + timedelta(seconds=10)
+    claimed = storage.claim_describe(record.id, now=now, not_since=now - timedelta(seconds=2))
+    assert claimed == record.replace(last_described_at=now, describe_count=3)
+    assert storage.get(record.id) == claimed
+    # Within the interval: refused, nothing changes.
+    soon = now + timedelta(seconds=1)
+    assert storage.claim_describe(record.id, now=soon, not_since=soon - timedelta(seconds=2)) is None
+    assert storage.get(record.id) == claimed
+    # At exactly the interval's end (last_described_at == not_since) the next claim wins.
+    later = now + timedelta(seconds=2)
+    again = storage.claim_describe(record.id, now=later.astimezone(CST), not_since=now.astimezone(CST))
+    assert again == record.replace(last_described_at=later, describe_count=4)
+    assert again is not None and again.updated_at == record.updated_at  # a claim is no change of state
+
+
+def test_claim_describe_refuses_terminal_and_missing_records(storage: Storage) -> None:
+    for status in Status:
+        record = make(status=status)
+        storage.create(record)
+        got = storage.claim_describe(record.id, now=T0, not_since=T0)
+        assert (got is None) is status.terminal, status
+    assert storage.claim_describe(new_id(), now=T0, not_since=T0) is None
+    with pytest.raises(ValueError, match="timezone-aware"):
+        storage.claim_describe(new_id(), now=datetime(2025, 1, 1), not_since=T0)
+
+
+def together(*calls: Any) -> list[Any]:
+    """Run ``calls`` in threads released at one moment; their results in order, or the first error."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[i] = calls[i]()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def claim_race_once(storage: Storage, threads: int = RACE_THREADS) -> None:
+    """Several rounds on one record: in each round (one interval) exactly one thread claims."""
+    record = make()
+    storage.create(record)
+    for round_no in range(3):
+        now = T0 + timedelta(seconds=10 * (round_no + 1))
+
+        def claim(now: datetime = now) -> Record | None:
+            return storage.claim_describe(record.id, now=now, not_since=now - timedelta(seconds=5))
+
+        winners = [r for r in together(*[claim] * threads) if r is not None]
+        assert len(winners) == 1, (round_no, len(winners))
+        assert winners[0].describe_count == round_no + 1
+        assert storage.get(record.id) == winners[0]
+
+
+def test_claim_describe_thread_race_has_one_winner_per_interval(storage: Storage) -> None:
+    for _ in range(5):
+        claim_race_once(storage)
+
+
+@pytest.mark.parametrize("backend", SHARED_BACKENDS, indirect=True)
+def test_claim_describe_process_race_has_one_winner(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import support.storage
+
+    storage = backend.storage
+    storage.get("warm-up")
+    ctx = multiprocessing.get_context("spawn")
+    rounds = [make() for _ in range(3)]
+    for record in rounds:
+        storage.create(record)
+    barrier = ctx.Barrier(RACE_PROCESSES)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=support.storage.claim_race,
+            args=(backend.kind, backend.spec, [r.id for r in rounds], T0, barrier, results),
+        )
+        for _ in range(RACE_PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in range(RACE_PROCESSES * len(rounds))]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0] * RACE_PROCESSES, outcomes
+    for round_no, record in enumerate(rounds):
+        wins = sorted(won for n, won in outcomes if n == round_no)
+        assert wins == [0] * (RACE_PROCESSES - 1) + [1], (round_no, outcomes)
+        got = storage.get(record.id)
+        assert got is not None and got.describe_count == 1 and got.last_described_at == T0
+
+
+# -- latest_for_user ---------------------------------------------------------------------------
+
+
+def test_latest_for_user(storage: Storage) -> None:
+    at = [T0 + timedelta(minutes=m) for m in range(6)]
+    passed_old = make(user_id="u", status=Status.PASSED, at=at[0])
+    failed = make(user_id="u", status=Status.FAILED, at=at[1])
+    passed_sandbox = make(user_id="u", status=Status.PASSED, at=at[2], sandbox=True)
+    other_instance = make(user_id="u", status=Status.PASSED, at=at[4], instance="kyc")
+    other_user = make(user_id="v", status=Status.PENDING, at=at[5])
+    pending = make(user_id="u", status=Status.PENDING, at=at[3])
+    for record in (passed_old, failed, passed_sandbox, other_instance, other_user, pending):
+        storage.create(record)
+
+    assert storage.latest_for_user("u", instance="alicertify") == pending
+    assert storage.latest_for_user("u", instance="alicertify", status=Status.PASSED) == passed_sandbox
+    assert (
+        storage.latest_for_user("u", instance="alicertify", status="passed", include_sandbox=False)
+        == passed_old
+    )
+    assert storage.latest_for_user("u", instance="alicertify", status=Status.FAILED) == failed
+    assert storage.latest_for_user("u", instance="alicertify", status=Status.EXPIRED) is None
+    assert storage.latest_for_user("u", instance="kyc") == other_instance
+    assert storage.latest_for_user("u", instance="other") is None
+    assert storage.latest_for_user("nobody", instance="alicertify") is None
+    # A status change is seen at once (the index follows the record).
+    storage.update(pending.id, expect={Status.PENDING}, status=Status.PASSED)
+    latest = storage.latest_for_user("u", instance="alicertify", status=Status.PASSED, include_sandbox=False)
+    assert latest is not None and latest.id == pending.id
+    with pytest.raises(ValueError):
+        storage.latest_for_user("u", instance="alicertify", status="bogus")
+
+
+def test_latest_for_user_breaks_ties_by_id(storage: Storage) -> None:
+    records = [make(user_id="tie", at=T0) for _ in range(5)]
+    for record in records:
+        storage.create(record)
+    newest = max(records, key=lambda r: r.id)
+    assert storage.latest_for_user("tie", instance="alicertify") == newest
+
+
+def test_latest_for_user_finds_an_old_pass_behind_many_records(storage: Storage) -> None:
+    passed = make(user_id="busy", status=Status.PASSED, at=T0 - timedelta(days=400))
+    storage.create(passed)
+    for minute in range(80):
+        storage.create(make(user_id="busy", status=Status.FAILED, at=T0 + timedelta(minutes=minute)))
+    assert storage.latest_for_user("busy", instance="alicertify", status=Status.PASSED) == passed
+
+
+# -- the listings: stale, undelivered, undeleted, unpurged --------------------------------------
+
+
+def _updated(r: Record) -> datetime:
+    return r.updated_at
+
+
+def _created(r: Record) -> datetime:
+    return r.created_at
+
+
+#: name -> (call, what belongs in it, its sort key)
+LISTINGS: dict[str, tuple[Any, Any, Any]] = {
+    "stale": (
+        lambda s, before, **kw: s.stale(updated_before=before, **kw),
+        lambda r: not r.terminal,
+        _updated,
+    ),
+    "undelivered": (
+        lambda s, before, **kw: s.undelivered(updated_before=before, **kw),
+        lambda r: r.terminal and r.delivered_at is None,
+        _updated,
+    ),
+    "undeleted": (
+        lambda s, before, **kw: s.undeleted(updated_before=before, **kw),
+        lambda r: r.terminal and r.certify_id is not None and r.deleted_at is None,
+        _updated,
+    ),
+    "unpurged": (
+        lambda s, before, **kw: s.unpurged(created_before=before, **kw),
+        lambda r: r.purged_at is None,
+        _created,
+    ),
+}
+
+
+def listing_population(storage: Storage) -> list[Record]:
+    """Records of every status and flag combination, with ties on both sort keys."""
+    made = []
+    minutes = [0, 0, 0, 1, 2, 2, 3, 5, 8, 13, 40]
+    for i, status in enumerate(list(Status) * 5):
+        minute = minutes[i % len(minutes)]
+        made.append(
+            make(
+                status=status,
+                at=T0 + timedelta(minutes=minutes[(i * 7) % len(minutes)]),
+                updated=T0 + timedelta(minutes=minute),
+                certify_id=None if i % 4 == 0 else "cid-" + new_id(),
+                delivered_at=T0 if i % 3 == 0 else None,
+                deleted_at=T0 if i % 5 == 0 else None,
+                purged_at=T0 if i % 6 == 0 else None,
+            )
+        )
+    for record in made:
+        storage.create(record)
+    return made
+
+
+def page_through(storage: Storage, name: str, before: datetime, limit: int) -> list[Record]:
+    call, _, key = LISTINGS[name]
+    seen: list[Record] = []
+    after = None
+    for _ in range(1000):
+        page = list(call(storage, before, limit=limit, after=after))
+        assert len(page) <= limit
+        seen += page
+        if len(page) < limit:
+            return seen
+        after = (key(page[-1]), page[-1].id)
+    raise AssertionError("paging did not end")
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_listing_filters_orders_and_pages(storage: Storage, name: str) -> None:
+    made = listing_population(storage)
+    _, belongs, key = LISTINGS[name]
+    cutoff = T0 + timedelta(minutes=13)  # exclusive: the 13- and 40-minute records are out
+    expected = sorted((r for r in made if belongs(r) and key(r) < cutoff), key=lambda r: (key(r), r.id))
+    assert len(expected) >= 8
+    assert any(key(a) == key(b) for a, b in zip(expected, expected[1:], strict=False))  # ties are exercised
+    call = LISTINGS[name][0]
+    assert list(call(storage, cutoff)) == expected
+    for limit in (1, 2, 3, 7, 100):
+        assert page_through(storage, name, cutoff, limit) == expected, limit
+    assert list(call(storage, cutoff, limit=0)) == []
+    # A cursor in the middle of a tie: strictly after that (key, id).
+    middle = expected[len(expected) // 2]
+    rest = [r for r in expected if (key(r), r.id) > (key(middle), middle.id)]
+    assert list(call(storage, cutoff, after=(key(middle), middle.id))) == rest
+    assert list(call(storage, cutoff.astimezone(CST), after=(key(middle).astimezone(CST), middle.id))) == rest
+    # A cursor past the end, or at the cutoff, gives nothing.
+    assert list(call(storage, cutoff, after=(cutoff, ""))) == []
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_listing_refuses_bad_cursors(storage: Storage, name: str) -> None:
+    call = LISTINGS[name][0]
+    with pytest.raises(TypeError):
+        call(storage, T0, after=T0)
+    with pytest.raises(TypeError):
+        call(storage, T0, after=("2025-01-01", "x"))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        call(storage, T0, after=(datetime(2025, 1, 1), "x"))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        call(storage, datetime(2025, 1, 1))
+
+
+def test_undelivered_follows_delivery_and_status(storage: Storage) -> None:
+    record = make()
+    storage.create(record)
+    before = T0 + timedelta(minutes=1)
+    assert storage.undelivered(updated_before=before) == []  # not terminal yet
+    passed = storage.update(record.id, expect={Status.PENDING}, status=Status.PASSED, passed=True)
+    assert storage.undelivered(updated_before=before) == [passed]
+    assert storage.undelivered(updated_before=T0) == []  # exclusive cutoff
+    delivered = storage.update(record.id, expect={Status.PASSED}, delivered_at=T0)
+    assert storage.undelivered(updated_before=before) == []
+    # Clearing the mark (an operator asking for a re-send) brings it back.
+    again = storage.update(record.id, expect={Status.PASSED}, delivered_at=None)
+    assert delivered is not None and storage.undelivered(updated_before=before) == [again]
+
+
+def test_undeleted_needs_a_certify_id_and_a_terminal_status(storage: Storage) -> None:
+    before = T0 + timedelta(minutes=1)
+    no_cid = make(status=Status.INIT_FAILED)
+    pending = make(certify_id="cid-" + new_id())
+    done = make(status=Status.FAILED, certify_id="cid-" + new_id())
+    for record in (no_cid, pending, done):
+        storage.create(record)
+    assert storage.undeleted(updated_before=before) == [done]
+    settled = storage.update(pending.id, expect={Status.PENDING}, status=Status.EXPIRED)
+    assert sorted(r.id for r in storage.undeleted(updated_before=before)) == sorted([done.id, pending.id])
+    storage.update(done.id, expect={Status.FAILED}, deleted_at=T0)
+    assert storage.undeleted(updated_before=before) == [settled]
+    storage.update(pending.id, expect={Status.EXPIRED}, certify_id=None)
+    assert storage.undeleted(updated_before=before) == []
+
+
+def test_unpurged_is_by_creation_and_ends_with_the_purge(storage: Storage) -> None:
+    old = make(status=Status.PASSED, at=T0, updated=T0 + timedelta(days=300), cert_no_digest="d" * 64)
+    young = make(status=Status.PENDING, at=T0 + timedelta(days=200))
+    for record in (old, young):
+        storage.create(record)
+    cutoff = T0 + timedelta(days=180)
+    assert storage.unpurged(created_before=cutoff) == [old]
+    purged = storage.update(old.id, expect=set(Status), **records.purge_changes(T0 + timedelta(days=181)))
+    assert purged is not None
+    assert (purged.cert_no_digest, purged.cert_no_masked, purged.cert_name_masked) == ("", "", "")
+    assert purged.purged_at == T0 + timedelta(days=181)
+    # What an audit needs stays.
+    assert purged.replace(cert_no_digest="d" * 64, purged_at=None) == old
+    assert storage.unpurged(created_before=cutoff) == []
+    assert storage.unpurged(created_before=cutoff + timedelta(days=30)) == [young]
+
+
+PURGE_ROUNDS = 20
+
+
+def test_purge_and_transitions_never_undo_each_other(storage: Storage) -> None:
+    """A purge and reconcile's compare-and-set settling the same record at the same moment:
+    whichever order they land in, the record ends passed *and* purged."""
+    for _ in range(PURGE_ROUNDS):
+        record = make(cert_no_digest="d" * 64, cert_no_masked="1****2", cert_name_masked="张*")
+        storage.create(record)
+        purged, settled = together(
+            lambda: storage.update(record.id, expect=set(Status), **records.purge_changes(T0)),  # noqa: B023
+            lambda: storage.update(  # noqa: B023
+                record.id,  # noqa: B023
+                expect={Status.PENDING},
+                status=Status.PASSED,
+                passed=True,
+                sub_code="200",
+                updated_at=T0 + timedelta(seconds=1),
+            ),
+        )
+        assert purged is not None and settled is not None
+        got = storage.get(record.id)
+        assert got == record.replace(
+            status=Status.PASSED,
+            passed=True,
+            sub_code="200",
+            updated_at=T0 + timedelta(seconds=1),
+            cert_no_digest="",
+            cert_no_masked="",
+            cert_name_masked="",
+            purged_at=T0,
+        )

@@ -40,6 +40,12 @@ ACCESS_KEY_ID = "LTAI5tExtTestAccessKey01"
 ACCESS_KEY_SECRET = "ext-test-secret"
 ENDPOINT = "cloudauth.cn-shanghai.aliyuncs.com"
 
+#: An uncompressed SM2 public key (a point on sm2p256v1) for settings tests.
+SM2_PUBLIC_KEY = (
+    "0442a7269d43708f6d145044ecfe2b4365cb3990e0b59ce1133795553b87b4b5fd"
+    "18981e2c6ddabcb28cfcaafc44ee550df1d5f79e018db8d7275a89a304630111"
+)
+
 #: Valid 18-digit ID numbers (GB 11643 check digits) and names used throughout.
 CERT_NO = "11010519491231002X"
 CERT_NO_2 = "440306199001011236"
@@ -107,6 +113,11 @@ class Harness:
     clock: FakeClock
     events: list[tuple[str, Any, Record]] = field(default_factory=list)
 
+    @property
+    def prefix(self) -> str:
+        """The instance's URL prefix (``/alicertify`` unless configured otherwise)."""
+        return self.ext.state(self.app).settings.url_prefix
+
     def client(self, user: str | None = "alice") -> FlaskClient:
         client = self.app.test_client()
         if user is not None:
@@ -115,7 +126,7 @@ class Harness:
 
     def init(self, user: str | None = "alice", **params: Any) -> Any:
         body = {"serviceParameters": {"certNo": CERT_NO, "certName": CERT_NAME} | params}
-        return self.client(user).post("/alicertify/init", json=body)
+        return self.client(user).post(self.prefix + "/init", json=body)
 
     def start(self, user: str | None = "alice", **params: Any) -> str:
         """Init and return the certify id (asserting success)."""
@@ -134,7 +145,7 @@ class Harness:
         if result == "same":
             result = {"certifyId": certify_id, "errorCode": None}
         body = {"certifyId": certify_id, "resultStatus": status, "result": result}
-        return self.client(user).post("/alicertify/result", json=body)
+        return self.client(user).post(self.prefix + "/result", json=body)
 
     def record(self, certify_id: str) -> Record:
         found = self.storage.get_by_certify_id(certify_id)
@@ -182,14 +193,25 @@ def harness(
     identity_loader: Callable[[Any], Any] | None = None,
     api: str = "cloudauth",
     wrap_gateway: Callable[[Gateway], Gateway] | None = None,
+    before_init: Callable[[Flask], None] | None = None,
+    name: str = "alicertify",
+    config_prefix: str = "ALICERTIFY_",
     **config: Any,
 ) -> Iterator[Harness]:
+    """An app with AliCertify on ``storage`` (default: a fresh MemoryStorage) and a fake cloud.
+
+    ``before_init`` runs on the app before ``init_app`` (to add Flask-Login, Flask-SQLAlchemy...).
+    """
     cloud = cloud or new_cloud()
     storage = storage if storage is not None else MemoryStorage()
     clock = FakeClock()
     app = Flask(f"ext_test_{uuid.uuid4().hex[:8]}")
     app.config.update(base_config(**config))
-    ext = AliCertify(user_loader=user_loader, identity_loader=identity_loader)
+    if before_init is not None:
+        before_init(app)
+    ext = AliCertify(
+        user_loader=user_loader, identity_loader=identity_loader, name=name, config_prefix=config_prefix
+    )
     gateway = cloud_gateway(cloud, api)
     if wrap_gateway is not None:
         gateway = wrap_gateway(gateway)

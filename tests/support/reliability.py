@@ -25,6 +25,7 @@ from datetime import timezone
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from flask import Flask
 from flask import request
 from flask.testing import FlaskClient
@@ -212,12 +213,16 @@ def fake_app(
     endpoints: tuple[str, ...] = (PRIMARY,),
     over_http: str | None = None,
     user_loader: Callable[[], Any] | None = header_user,
+    wrap_transport: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
+    timeouts: tuple[float, float] = (5.0, 10.0),
     **config: Any,
 ) -> Iterator[App]:
     """An app wired to a fake cloud; signals are recorded in ``events``.
 
     In-process (no sockets) by default; ``over_http`` is the base URL of ``cloud.serve()`` to go
-    through httpx's real network stack on loopback instead.
+    through httpx's real network stack on loopback instead. ``wrap_transport`` wraps the fake's
+    in-process transport (to garble what it answers); ``timeouts`` are the gateway's connect
+    and read timeouts.
     """
     if cloud is None:
         kwargs: dict[str, Any] = {"clock": clock.seconds} if clock is not None else {}
@@ -237,8 +242,10 @@ def fake_app(
             scene_id=SCENE_ID,
             credentials=StaticCredentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
             endpoints=(over_http,) if over_http else endpoints,
+            connect_timeout=timeouts[0],
+            read_timeout=timeouts[1],
         ),
-        transport=None if over_http else cloud.transport(),
+        transport=None if over_http else _transport(cloud, wrap_transport),
     )
     ext = AliCertify(user_loader=user_loader)
     ext.init_app(app, storage=storage, gateway=gateway, clock=clock)
@@ -259,6 +266,13 @@ def fake_app(
         for signal, receiver in receivers:
             signal.disconnect(receiver, sender=app)
         gateway.close()
+
+
+def _transport(
+    cloud: FakeCloud, wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None
+) -> httpx.BaseTransport:
+    transport = cloud.transport()
+    return wrap(transport) if wrap is not None else transport
 
 
 def run_together(jobs: list[Callable[[], Any]], timeout: float = 120) -> list[Any]:

@@ -190,18 +190,42 @@ def _cleanup(kind: str, storage: Storage) -> None:
         storage.close()
 
 
-def race(kind: str, spec: dict[str, Any], record_id: str, barrier: Any, results: Any) -> None:
-    """One process of the cross-process race: wait for all, then try pending -> passed."""
+def race(kind: str, spec: dict[str, Any], record_ids: list[str], barrier: Any, results: Any) -> None:
+    """One process of the cross-process race, one round per record: wait for all, then try
+    pending -> passed; put ``(round, True if it won)``."""
     try:
         storage = open_backend(kind, spec)
         try:
             # Warm the connection up first so the race is on the UPDATE, not on connecting.
-            storage.get(record_id)
-            barrier.wait(timeout=60)
-            won = storage.update(record_id, expect={Status.PENDING}, status=Status.PASSED)
+            storage.get(record_ids[0])
+            for round_no, record_id in enumerate(record_ids):
+                barrier.wait(timeout=60)
+                won = storage.update(record_id, expect={Status.PENDING}, status=Status.PASSED)
+                results.put((round_no, won is not None))
         finally:
             storage.close()
-        results.put(won is not None)
     except BaseException as e:  # report, so the parent fails with the cause instead of hanging
+        results.put(f"{type(e).__name__}: {e}")
+        raise
+
+
+def claim_race(
+    kind: str, spec: dict[str, Any], record_ids: list[str], now: Any, barrier: Any, results: Any
+) -> None:
+    """One process of the cross-process describe-claim race, one round per record: wait for all,
+    claim, put ``(round, 1 if it won else 0)``."""
+    from datetime import timedelta
+
+    try:
+        storage = open_backend(kind, spec)
+        try:
+            storage.get(record_ids[0])
+            for round_no, record_id in enumerate(record_ids):
+                barrier.wait(timeout=60)
+                won = storage.claim_describe(record_id, now=now, not_since=now - timedelta(seconds=5))
+                results.put((round_no, 0 if won is None else 1))
+        finally:
+            storage.close()
+    except BaseException as e:
         results.put(f"{type(e).__name__}: {e}")
         raise

@@ -4,9 +4,10 @@
 //
 // * my.request makes real HTTP requests (node:http) to the backend;
 // * my.call('startBizService', {name: 'open-certify'}) plays the user on Alibaba's page: it
-//   POSTs the scenario's outcome to {prefix}/sandbox/certify/<certifyId> (docs/quickstart.md) and calls
-//   back with the verifyResult that endpoint returns (optionally with result forced to null, or
-//   with a forged resultStatus);
+//   opens the certifyUrl it was given (the sandbox page, on the backend or on the shared sandbox
+//   server; the URL carries the session's secret) and POSTs the scenario's outcome to that same
+//   URL, then calls back with the verifyResult it returns (optionally with result forced to null,
+//   or with a forged resultStatus);
 // * my.alert / my.showToast / setData are recorded.
 //
 // Usage: node harness.js [ORIGIN] [--prefix /alicertify] [--only NAME[,NAME]] [--list]
@@ -88,6 +89,11 @@ function parseJson(text) {
   } catch (e) {
     return undefined;
   }
+}
+
+function isLoopback(url) {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 async function jsonRequest(url, method, body, headers) {
@@ -203,10 +209,11 @@ function makeMy(ctx, rec, state) {
         return;
       }
       (async () => {
-        // The user opens the certify page (the sandbox stands in for Alibaba's). Only a URL on
-        // the backend itself is fetched: the harness never leaves loopback.
+        // The user opens the certify page (the sandbox stands in for Alibaba's): the certifyUrl,
+        // resolved against the backend (in-process it may be root-relative). Only loopback URLs
+        // are fetched: the harness never leaves this machine.
         const pageUrl = typeof param.url === 'string' ? new URL(param.url, ctx.origin) : null;
-        if (pageUrl && pageUrl.origin === new URL(ctx.origin).origin) {
+        if (pageUrl && isLoopback(pageUrl)) {
           try {
             const page = await httpRequest(pageUrl.href);
             call.pageStatus = page.status;
@@ -215,11 +222,11 @@ function makeMy(ctx, rec, state) {
             call.pageStatus = `unreachable (${e.code || e.message})`;
           }
         } else {
-          call.pageStatus = 'not fetched (certifyUrl is not on the backend)';
+          call.pageStatus = 'not fetched (certifyUrl is not on this machine)';
         }
-        // ... and chooses how it ends.
-        const url = `${ctx.origin}${ctx.prefix}/sandbox/certify/${encodeURIComponent(param.certifyId)}`;
-        const res = await jsonRequest(url, 'POST', step.body);
+        // ... and chooses how it ends, on the same page (the certify id alone opens nothing).
+        if (!pageUrl || !isLoopback(pageUrl)) throw new Error(`certifyUrl ${param.url} is not a loopback URL`);
+        const res = await jsonRequest(pageUrl.href, 'POST', step.body);
         call.sandboxStatus = res.status;
         let verifyResult = res.status === 200 && res.data ? res.data : { resultStatus: '4000', result: null };
         call.received = JSON.parse(JSON.stringify(verifyResult));
