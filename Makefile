@@ -33,7 +33,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 docs: $(STAMP)
-	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html/en
+	$(BIN)/python -m sphinx -W --keep-going -q -b html -c docs -D language=zh_CN docs/zh_CN docs/_build/html/zh_CN
+	cp docs/_templates/landing.html docs/_build/html/index.html
 
 test: lint typecheck pytest
 

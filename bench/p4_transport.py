@@ -45,7 +45,10 @@ from .fake_server import FakeServers
 
 
 def _gateway(api: str, url: str) -> Gateway:
-    config = GatewayConfig(SCENE_ID, StaticCredentials(KEY_ID, KEY_SECRET), endpoints=(url,))
+    # The quota guard is off: this compares transports, not the guard's pacing (P6 measures it).
+    config = GatewayConfig(
+        SCENE_ID, StaticCredentials(KEY_ID, KEY_SECRET), endpoints=(url,), upstream_qps=None
+    )
     return make_gateway(api, config)
 
 

@@ -118,7 +118,11 @@ from pytest_alicertify.options import DEFAULTS
 
 GATEWAY = make_gateway(
     "cloudauth",
-    GatewayConfig(DEFAULTS.scene_id, StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret)),
+    GatewayConfig(
+        DEFAULTS.scene_id,
+        StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret),
+        upstream_qps=None,
+    ),
 )
 ANSWER = {{
     "Code": "200",
@@ -146,7 +150,11 @@ from pytest_alicertify.options import DEFAULTS
 
 GATEWAY = make_gateway(
     "cloudauth",
-    GatewayConfig(DEFAULTS.scene_id, StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret)),
+    GatewayConfig(
+        DEFAULTS.scene_id,
+        StaticCredentials(DEFAULTS.access_key_id, DEFAULTS.access_key_secret),
+        upstream_qps=None,
+    ),
 )
 
 

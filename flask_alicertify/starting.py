@@ -25,18 +25,14 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import datetime
 from typing import NoReturn
 from typing import Protocol
 
 from . import signals
-from .cloud.base import Gateway
 from .cloud.base import InitRequest
 from .cloud.errors import CloudError
-from .delivery import Announcer
 from .errors import AttemptsExhausted
 from .errors import IdentityMismatch
 from .errors import UpstreamError
@@ -44,6 +40,7 @@ from .errors import UpstreamMalformed
 from .errors import UpstreamUnavailable
 from .errors import init_error
 from .identity import cert_no_digest
+from .jobs import JobTarget
 from .policy import AttemptLimiter
 from .policy import Identity
 from .policy import Value
@@ -54,9 +51,7 @@ from .policy import resolve_identity
 from .records import Record
 from .records import Status
 from .records import user_id_text
-from .settings import Settings
 from .storage.base import RecordExists
-from .storage.base import Storage
 
 logger = logging.getLogger("flask_alicertify")
 
@@ -68,23 +63,8 @@ _UNUSABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 User = tuple[str | None, str]
 
 
-class StartTarget(Protocol):
+class StartTarget(JobTarget, Protocol):
     """What starting needs from :class:`~flask_alicertify.service.CertifyService`."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def storage(self) -> Storage: ...
-
-    @property
-    def gateway(self) -> Gateway: ...
-
-    @property
-    def clock(self) -> Callable[[], datetime]: ...
-
-    @property
-    def announcer(self) -> Announcer: ...
 
     @property
     def limiter(self) -> AttemptLimiter: ...

@@ -11,7 +11,9 @@ from . import sm2
 from .base import ALIBABA_SM2_PUBLIC_KEY
 from .base import ENCRYPT_TYPES
 from .base import GatewayConfig
+from .credentials import StaticCredentials
 from .quota import QuotaGuard
+from .quota import account_tag
 from .wire import WireEncoder
 
 __all__ = ["encoder_for", "guard_for", "sm2_key_for"]
@@ -46,4 +48,23 @@ def guard_for(config: GatewayConfig) -> QuotaGuard | None:
     """
     if config.limiter is not None:
         return config.limiter
-    return QuotaGuard(config.upstream_qps, wait=config.upstream_wait, storage_url=config.rate_limit_url)
+    return QuotaGuard(
+        config.upstream_qps,
+        wait=config.upstream_wait,
+        storage_url=config.rate_limit_url,
+        account=account_tag(_fixed_key_id(config)),
+    )
+
+
+def _fixed_key_id(config: GatewayConfig) -> str | None:
+    """The access key id when it is fixed (a RAM user's key), else None.
+
+    A chain or STS key id changes as tokens rotate: keyed on it, the processes of one account
+    would stop sharing a schedule, so those share the default namespace of their Redis.
+    """
+    if not isinstance(config.credentials, StaticCredentials):
+        return None
+    credentials = config.credentials.get()
+    if credentials.security_token is not None or credentials.access_key_id.startswith("STS."):
+        return None
+    return credentials.access_key_id

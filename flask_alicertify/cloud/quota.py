@@ -8,49 +8,54 @@ Past that it answers ``Throttling``. A burst that our own users cause should wai
 side, or be refused at once with a clear ``Retry-After``, instead of spending a round trip to learn
 it was throttled.
 
-How (the ``limits`` library, the engine behind Flask-Limiter):
+How (GCRA, the generic cell rate algorithm):
 
-* a **moving window** per API action (``InitFaceVerify``, ``DescribeFaceVerify``,
-  ``DeleteFaceVerifyResult``, SAF's ``ExecuteRequest``): at most N calls in *any* 1-second
-  interval, which also bounds every fixed 1-second window Alibaba might count in;
-* N is 95 % of the configured QPS, rounded down (47 of 50, 9 of 10): the rest absorbs the
-  difference between when we admit a call and when it reaches Alibaba (network jitter, clock
-  skew between hosts) so that the window Alibaba counts never sees more than the quota;
-* the window lives in Redis (or any ``limits`` storage URL) when ``rate_limit_url`` is set, so
-  every process and host that shares it shares one window; otherwise in this process only (then
-  divide the QPS by the number of processes, or share a Redis);
-* within a process, admissions are also spaced ``1/N`` seconds apart (see :meth:`QuotaGuard._pace`
-  for the measurement that asks for it), so that a freed window does not release a burst;
-* a call waits up to ``upstream_wait`` seconds for a slot, then raises :class:`CloudThrottled`
-  without calling Alibaba; ``retry_after`` says when to try again;
-* if the shared storage fails (Redis down), calls are held by an in-process window for the next
-  5 seconds, then the storage is tried again, and a warning is logged (at most once a minute): a
-  limiter outage must not stop verifications, and Alibaba's own throttling remains the backstop.
+* per API action (``InitFaceVerify``, ``DescribeFaceVerify``, ``DeleteFaceVerifyResult``, SAF's
+  ``ExecuteRequest``) one number, the *theoretical arrival time* (TAT): the earliest instant the
+  next call may go. A call takes the slot ``max(now, TAT)`` and moves the TAT ``1/rate`` later, so
+  admissions are spaced evenly, ``1/rate`` apart, whichever process or thread asks. A caller whose
+  slot is more than its wait away does not take it and is refused at once;
+* the rate is :data:`HEADROOM` (94 %) of the configured QPS: 47 of 50, 9.4 of 10. Evenly spaced
+  calls at 47/s leave three intervals (~64 ms) of jitter between admission and arrival at Alibaba
+  (thread wake-up, GIL, network) before any sliding second can hold 51; the burst tolerance is
+  0 calls for the same reason. Measured with bench P6 (busiest sliding second at the fake /
+  calls throttled / quota used, init and result): 96 % gave 53-56 / 5-7 / 74-79 % and 92-95 %;
+  94 % gave 52-53 / 2-3 / 85 % and 90-92 %. What is left is a stall at the start of the burst
+  (~100 ms without arrivals, then 9 within 50 ms), not the schedule: no headroom that keeps
+  90 % of the quota absorbs it;
+* the TAT lives in Redis when ``rate_limit_url`` is set, updated by one small Lua script that reads
+  the Redis server's ``TIME``, so the clocks of the hosts do not matter and every process and host
+  using that Redis shares one schedule. Otherwise it lives in this process (a lock and a float;
+  then divide the QPS by the number of processes, or share a Redis);
+* keys are ``alicertify-quota:<account>:<scope>:<action>``, ``<account>`` a hash of the access
+  key id (see :func:`account_tag`), so that two accounts sharing one Redis do not share a quota;
+* a call waits up to ``upstream_wait`` seconds for its slot, then raises :class:`CloudThrottled`
+  without calling Alibaba; ``retry_after`` says when a slot is free again;
+* if Redis fails, calls are held by the in-process schedule for the next 5 seconds, then Redis is
+  tried again, and a warning is logged (at most once a minute): a limiter outage must not stop
+  verifications, and Alibaba's own throttling remains the backstop.
+
+Why not the ``limits`` library's moving window (used before): it admits up to N calls in any
+second *at once* whenever slots free up; the batches admitted in different processes then reached
+Alibaba in the same second. Measured with bench P6 (3 gunicorn processes, 4× burst, Redis): the
+busiest sliding second held 57 DescribeFaceVerify calls and the fake throttled 18 calls; with
+this schedule, see the tests' busiest-window measurements and docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
-
-from limits import RateLimitItem
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.storage import MovingWindowSupport
-from limits.storage import SlidingWindowCounterSupport
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-from limits.strategies import RateLimiter
-from limits.strategies import SlidingWindowCounterRateLimiter
+from typing import Any
 
 from .errors import CloudThrottled
 
-__all__ = ["ACTION_CAPS", "HEADROOM", "KEY_PREFIX", "QuotaGuard", "admitted_per_window"]
+__all__ = ["ACTION_CAPS", "BURST", "HEADROOM", "KEY_PREFIX", "QuotaGuard", "account_tag", "admitted_rate"]
 
 logger = logging.getLogger("flask_alicertify.cloud")
 
@@ -59,36 +64,80 @@ logger = logging.getLogger("flask_alicertify.cloud")
 #: Alibaba's throttling only produces failures to retry.
 ACTION_CAPS: Mapping[str, float] = {"DeleteFaceVerifyResult": 10.0}
 #: Share of the quota the guard admits; the remainder absorbs jitter between us and Alibaba.
-HEADROOM = 0.95
+HEADROOM = 0.94
+#: Calls that may go ahead of the even schedule (GCRA's burst tolerance, in calls).
+BURST = 0
 #: Key prefix in a shared Redis.
 KEY_PREFIX = "alicertify-quota"
-_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster", "valkey", "valkeys")
+#: The namespace when the account is not known (one schedule for everything sharing that Redis).
+DEFAULT_ACCOUNT = "default"
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 _WARN_EVERY = 60.0
 _RETRY_SHARED_AFTER = 5.0
 
+# KEYS[1]: the TAT key. ARGV: interval (s), burst tolerance (s), the most the caller may wait (s).
+# Returns {1, delay} (a slot taken, go in ``delay`` seconds) or {0, delay} (refused, the next
+# slot is ``delay`` away). Numbers go back as strings: Redis truncates a Lua number to an integer.
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local slot = tat - tolerance
+if slot < now then slot = now end
+local delay = slot - now
+if delay > budget then
+  return {0, string.format('%.6f', delay)}
+end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', math.ceil((next_tat - now) * 1000) + 1000)
+return {1, string.format('%.6f', delay)}
+"""
 
-def admitted_per_window(qps: float) -> RateLimitItem:
-    """The ``limits`` item for ``qps``: ``floor(qps × HEADROOM)`` per second, or 1 per k seconds."""
+
+def admitted_rate(qps: float) -> float:
+    """Calls per second the guard admits for a quota of ``qps``: ``qps × HEADROOM``."""
     if not qps > 0 or math.isinf(qps):
         raise ValueError(f"a QPS must be a positive number, got {qps!r}")
-    rate = qps * HEADROOM
-    if rate >= 1:
-        return RateLimitItemPerSecond(int(rate), 1, namespace=KEY_PREFIX)
-    return RateLimitItemPerSecond(1, math.ceil(1 / rate), namespace=KEY_PREFIX)
+    return qps * HEADROOM
 
 
-def _limiter(storage: object) -> RateLimiter:
-    if isinstance(storage, MovingWindowSupport):
-        return MovingWindowRateLimiter(storage)  # type: ignore[arg-type]
-    if isinstance(storage, SlidingWindowCounterSupport):
-        return SlidingWindowCounterRateLimiter(storage)  # type: ignore[arg-type]
-    raise ValueError(f"{type(storage).__name__} supports neither a moving nor a sliding window")
+def account_tag(access_key_id: str | None) -> str:
+    """The key namespace for an access key id: 12 hex digits of its SHA-256 (never the id itself).
+
+    None (an unknown or rotating key, e.g. STS) gives :data:`DEFAULT_ACCOUNT`.
+    """
+    if not access_key_id:
+        return DEFAULT_ACCOUNT
+    return hashlib.sha256(access_key_id.encode()).hexdigest()[:12]
+
+
+class _LocalSchedule:
+    """GCRA in this process: a lock and one TAT per key (``time.monotonic`` seconds)."""
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, interval: float, tolerance: float, budget: float) -> tuple[bool, float]:
+        with self._lock:
+            now = time.monotonic()
+            tat = max(self._tat.get(key, now), now)
+            delay = max(tat - tolerance, now) - now
+            if delay > budget:
+                return False, delay
+            self._tat[key] = tat + interval
+            return True, delay
 
 
 class QuotaGuard:
-    """Admits calls per API action under a QPS shared through ``storage_url`` (or in process).
+    """Admits calls per API action under a QPS shared through Redis at ``storage_url`` (or in process).
 
     ``qps`` None disables the account-wide limit (the :data:`ACTION_CAPS` still apply).
+    ``account`` namespaces the keys (see :func:`account_tag`).
     """
 
     def __init__(
@@ -99,32 +148,24 @@ class QuotaGuard:
         storage_url: str | None = None,
         caps: Mapping[str, float] = ACTION_CAPS,
         sleep: Callable[[float], None] = time.sleep,
+        account: str = DEFAULT_ACCOUNT,
+        key_prefix: str = KEY_PREFIX,
     ) -> None:
         if wait < 0 or math.isnan(wait):
             raise ValueError(f"upstream_wait must be >= 0, got {wait!r}")
         self.qps = qps
         self.wait = wait
         self.storage_url = storage_url
-        self._default = None if qps is None else admitted_per_window(qps)
-        self._caps = {action: admitted_per_window(min(cap, qps or cap)) for action, cap in caps.items()}
+        self.account = account
+        self._prefix = f"{key_prefix}:{account}"
+        self._default = None if qps is None else admitted_rate(qps)
+        self._caps = {action: admitted_rate(min(cap, qps or cap)) for action, cap in caps.items()}
         self._sleep = sleep
-        self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._shared: RateLimiter | None = None
-        if storage_url:
-            options: dict[str, float | str | bool] = {}
-            if storage_url.split("://", 1)[0].lower() in _REDIS_SCHEMES:
-                # A slow Redis must not hold requests; past these it is "down" (see _hit).
-                options = {"key_prefix": KEY_PREFIX, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
-            try:
-                self._shared = _limiter(storage_from_string(storage_url, **options))
-            except Exception as exc:
-                # Not chained, and the URL left out: it may carry a Redis password.
-                detail = str(exc).replace(storage_url, "<rate_limit_url>")
-                raise ValueError(
-                    f"rate_limit_url is not a usable limits storage: {type(exc).__name__}: {detail}"
-                ) from None
+        self._local = _LocalSchedule()
+        self._script: Any = None
+        if storage_url and storage_url.split("://", 1)[0].lower() != "memory":
+            self._script = _redis_script(storage_url)
         self._shared_down_until = -math.inf
-        self._next_slot: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._refused = 0
         self._storage_errors = 0
@@ -132,28 +173,30 @@ class QuotaGuard:
 
     @property
     def shared(self) -> bool:
-        """True when the window is shared through a storage (Redis), False when per process."""
-        return self._shared is not None
+        """True when the schedule is shared through Redis, False when per process."""
+        return self._script is not None
 
-    def item_for(self, action: str) -> RateLimitItem | None:
-        """The limit that applies to ``action``, or None when it is not limited."""
+    def rate_for(self, action: str) -> float | None:
+        """Calls per second admitted for ``action``, or None when it is not limited."""
         return self._caps.get(action, self._default)
 
-    def _hit(self, item: RateLimitItem, keys: tuple[str, str]) -> tuple[bool, float]:
-        """(admitted, seconds until the window frees a slot)."""
-        limiter = self._shared
-        if limiter is not None and time.monotonic() >= self._shared_down_until:
+    def key_for(self, scope: str, action: str) -> str:
+        """The Redis key of ``action``'s schedule."""
+        return f"{self._prefix}:{scope}:{action}"
+
+    def _take(self, key: str, interval: float, budget: float) -> tuple[bool, float]:
+        """(slot taken, seconds until the slot): Redis when it works, else this process."""
+        tolerance = BURST * interval
+        script = self._script
+        if script is not None and time.monotonic() >= self._shared_down_until:
             try:
-                if limiter.hit(item, *keys):
-                    return True, 0.0
-                return False, max(limiter.get_window_stats(item, *keys).reset_time - time.time(), 0.0)
-            except Exception as exc:  # the shared storage is down or misbehaving
+                taken, delay = script(keys=[key], args=[repr(interval), repr(tolerance), repr(budget)])
+                return bool(int(taken)), float(delay)
+            except Exception as exc:  # Redis is down or misbehaving
                 # Skip it for a while: a blackholed Redis would otherwise cost its timeout per call.
                 self._shared_down_until = time.monotonic() + _RETRY_SHARED_AFTER
                 self._note("storage", exc)
-        if self._local.hit(item, *keys):
-            return True, 0.0
-        return False, max(self._local.get_window_stats(item, *keys).reset_time - time.time(), 0.0)
+        return self._local.take(key, interval, tolerance, budget)
 
     def acquire(self, scope: str, action: str, *, until: float | None = None) -> None:
         """Take a slot for one ``action`` call (``scope``: "cloudauth" or "saf").
@@ -161,48 +204,22 @@ class QuotaGuard:
         Waits until ``until`` (a ``time.monotonic()`` value; default ``now + wait``), then raises
         :class:`CloudThrottled`. Never calls Alibaba and never raises anything else.
         """
-        item = self.item_for(action)
-        if item is None:
+        rate = self.rate_for(action)
+        if rate is None:
             return
         if until is None:
             until = time.monotonic() + self.wait
-        keys = (scope, action)
-        self._pace(item, keys, until)
-        while True:
-            admitted, delay = self._hit(item, keys)
-            if admitted:
-                return
-            # Waiters wake a little apart so they do not all race for the same freed slot.
-            delay += random.uniform(0.0, 0.005)
-            if time.monotonic() + delay > until:
-                raise self._refusal(action, item, delay)
+        budget = max(until - time.monotonic(), 0.0)
+        taken, delay = self._take(self.key_for(scope, action), 1.0 / rate, budget)
+        if not taken:
+            raise self._refusal(action, rate, delay)
+        if delay > 0:
             self._sleep(delay)
 
-    def _pace(self, item: RateLimitItem, keys: tuple[str, str], until: float) -> None:
-        """Space this process's admissions ``1/rate`` apart before they reach the shared window.
-
-        Why: the moving window alone admits a whole second's worth at once when slots free up,
-        and the threads it releases then contend for the GIL: measured with 16 threads at 50 QPS,
-        calls reached the upstream up to 43 ms after admission, and 51-53 arrived within one
-        second although the window never admitted more than 47. Spaced admissions keep the
-        arrivals as even as the admissions (see the tests' busiest-window measurement).
-        """
-        interval = item.get_expiry() / item.amount
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot.get(keys, now))
-            if slot > until:
-                # No time to wait for our turn: let the window decide at once. Pacing smooths,
-                # it never refuses a call the window would admit (upstream_wait=0 keeps its meaning).
-                return
-            self._next_slot[keys] = slot + interval
-        if slot > now:
-            self._sleep(slot - now)
-
-    def _refusal(self, action: str, item: RateLimitItem, delay: float) -> CloudThrottled:
+    def _refusal(self, action: str, rate: float, delay: float) -> CloudThrottled:
         self._note("refused", None)
         return CloudThrottled(
-            f"{action}: held back by the quota guard ({item.amount} per {item.get_expiry()} s)",
+            f"{action}: held back by the quota guard ({rate:g} calls per second)",
             retry_after=max(1.0, round(delay, 3)),
             code="Throttling.QuotaGuard",
         )
@@ -236,5 +253,24 @@ class QuotaGuard:
             )
 
     def __repr__(self) -> str:
-        where = "shared" if self._shared is not None else "per process"
+        where = "shared" if self._script is not None else "per process"
         return f"QuotaGuard(qps={self.qps!r}, wait={self.wait!r}, {where})"
+
+
+def _redis_script(url: str) -> Any:
+    """The GCRA script bound to a client for ``url``; a ValueError (URL left out) if unusable."""
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        if scheme not in _REDIS_SCHEMES:
+            raise ValueError(f"the scheme {scheme!r} is not one of {', '.join(_REDIS_SCHEMES)}")
+        import redis
+
+        # A slow Redis must not hold requests; past these it is "down" (see _take).
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return client.register_script(_GCRA_LUA)
+    except Exception as exc:
+        # Not chained, and the URL left out: it may carry a Redis password.
+        detail = str(exc).replace(url, "<rate_limit_url>")
+        raise ValueError(
+            f"rate_limit_url is not a usable Redis URL: {type(exc).__name__}: {detail}"
+        ) from None

@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from upstream import Upstream
-from upstream import answer
+from support.upstream import Upstream
+from support.upstream import answer
 
 from flask_alicertify.cloud import signer
 from flask_alicertify.cloud.base import DeleteResult
@@ -129,15 +129,24 @@ def test_deletes_stay_under_their_10_qps_even_with_the_guard_off() -> None:
         return httpx.Response(200, content=json.dumps(answer_for({"DeleteResult": "Y"})).encode())
 
     config = GatewayConfig(
-        scene_id="1", credentials=CREDS, endpoints=("a.test",), upstream_qps=None, upstream_wait=0.0
+        scene_id="1", credentials=CREDS, endpoints=("a.test",), upstream_qps=None, upstream_wait=2.0
     )
     gateway = make_gateway("cloudauth", config, transport=httpx.MockTransport(handler))
-    outcomes = []
     for _ in range(12):
-        try:
-            gateway.delete(CID)
-            outcomes.append("deleted")
-        except CloudThrottled:
-            outcomes.append("throttled")
-    assert outcomes == ["deleted"] * 9 + ["throttled"] * 3
-    assert len(arrivals) == 9
+        gateway.delete(CID)
+    assert len(arrivals) == 12
+    # However fast the caller loops, no 1-second window holds more than the API's 10 calls.
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
+    assert busiest <= 10, busiest
+    nowait = make_gateway(
+        "cloudauth",
+        GatewayConfig(
+            scene_id="1", credentials=CREDS, endpoints=("a.test",), upstream_qps=None, upstream_wait=0.0
+        ),
+        transport=httpx.MockTransport(handler),
+    )
+    # With no time to wait, a call whose slot is not free now is refused, never sent.
+    with pytest.raises(CloudThrottled):
+        for _ in range(12):
+            nowait.delete(CID)
+    assert len(arrivals) < 12 + 12

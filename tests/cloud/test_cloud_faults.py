@@ -15,16 +15,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from upstream import Behaviour
-from upstream import Conn
-from upstream import Upstream
-from upstream import answer
-from upstream import cut_mid_body
-from upstream import drip_body
-from upstream import drip_headers
-from upstream import garbled_gzip
-from upstream import gzip_bomb
-from upstream import huge
+from support.upstream import Behaviour
+from support.upstream import Conn
+from support.upstream import Upstream
+from support.upstream import answer
+from support.upstream import cut_mid_body
+from support.upstream import drip_body
+from support.upstream import drip_headers
+from support.upstream import garbled_gzip
+from support.upstream import gzip_bomb
+from support.upstream import huge
 
 from flask_alicertify.cloud import envelope
 from flask_alicertify.cloud.base import Gateway

@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +19,11 @@ from flask_alicertify.cloud.base import GatewayConfig
 from flask_alicertify.cloud.credentials import StaticCredentials
 from flask_alicertify.cloud.errors import CloudThrottled
 from flask_alicertify.cloud.gateways import make_gateway
+from flask_alicertify.cloud.options import guard_for
+from flask_alicertify.cloud.quota import HEADROOM
+from flask_alicertify.cloud.quota import KEY_PREFIX
 from flask_alicertify.cloud.quota import QuotaGuard
-from flask_alicertify.cloud.quota import admitted_per_window
+from flask_alicertify.cloud.quota import admitted_rate
 
 CREDS = StaticCredentials("LTAI5tQuotaTest000001", "quota-secret")
 OK = {"Code": "424", "Message": "not finished", "RequestId": "R"}
@@ -64,38 +68,35 @@ def redis_url() -> str:
 
 
 def test_the_admitted_rate_keeps_headroom_below_the_quota() -> None:
-    assert (admitted_per_window(50).amount, admitted_per_window(50).get_expiry()) == (47, 1)
-    assert admitted_per_window(10).amount == 9
-    assert (admitted_per_window(0.5).amount, admitted_per_window(0.5).get_expiry()) == (1, 3)
+    assert admitted_rate(50) == pytest.approx(47.0)
+    assert admitted_rate(10) == pytest.approx(9.4)
+    assert admitted_rate(0.5) == pytest.approx(0.47)
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError):
-            admitted_per_window(bad)
+            admitted_rate(bad)
 
 
 def test_deletes_are_held_at_their_own_quota_even_with_the_guard_off() -> None:
     off = QuotaGuard(None)
-    assert off.item_for("InitFaceVerify") is None
-    assert off.item_for("DeleteFaceVerifyResult").amount == 9  # type: ignore[union-attr]
-    low = QuotaGuard(5)
-    assert low.item_for("DeleteFaceVerifyResult").amount == 4  # type: ignore[union-attr]
-    assert QuotaGuard(50).item_for("DescribeFaceVerify").amount == 47  # type: ignore[union-attr]
+    assert off.rate_for("InitFaceVerify") is None
+    assert off.rate_for("DeleteFaceVerifyResult") == pytest.approx(9.4)
+    assert QuotaGuard(5).rate_for("DeleteFaceVerifyResult") == pytest.approx(4.7)
+    assert QuotaGuard(50).rate_for("DescribeFaceVerify") == pytest.approx(47.0)
 
 
-def test_a_call_waits_for_a_slot_then_is_refused_with_retry_after() -> None:
-    guard = QuotaGuard(20, wait=0.0)  # no waiting: the 19 slots of the window go at once
+def test_a_call_waits_for_its_slot_or_is_refused_with_retry_after() -> None:
+    guard = QuotaGuard(20, wait=0.0)  # 18.8/s: one slot every 53 ms
     scope = f"t-{secrets.token_hex(4)}"
     started = time.monotonic()
-    for _ in range(19):
-        guard.acquire(scope, "DescribeFaceVerify")
-    assert time.monotonic() - started < 0.3
+    guard.acquire(scope, "DescribeFaceVerify")  # an idle schedule: at once
     with pytest.raises(CloudThrottled) as info:
-        guard.acquire(scope, "DescribeFaceVerify", until=time.monotonic() + 0.1)
-    assert time.monotonic() - started < 0.4  # refused without sleeping past its wait
+        guard.acquire(scope, "DescribeFaceVerify")  # the next slot is 53 ms away, the wait 0
+    assert time.monotonic() - started < 0.03  # refused without sleeping
     assert info.value.retry_after is not None and info.value.retry_after >= 1.0
     assert info.value.code == "Throttling.QuotaGuard"
-    guard.acquire(scope, "InitFaceVerify")  # another action has its own window
-    guard.acquire(scope, "DescribeFaceVerify", until=time.monotonic() + 1.5)  # waits for the oldest
-    assert 0.9 < time.monotonic() - started < 1.4
+    guard.acquire(scope, "InitFaceVerify")  # another action has its own schedule
+    guard.acquire(scope, "DescribeFaceVerify", until=time.monotonic() + 0.5)  # waits for its slot
+    assert 1 / 18.8 - 0.005 < time.monotonic() - started < 0.15
 
 
 def test_a_burst_is_paced_not_released_at_once() -> None:
@@ -105,8 +106,21 @@ def test_a_burst_is_paced_not_released_at_once() -> None:
     for _ in range(10):
         guard.acquire(scope, "InitFaceVerify")
         times.append(time.monotonic())
-    # Slots are 1/19 s apart; a late wake-up shortens the next gap, never the total.
-    assert times[-1] - times[0] >= 9 / 19 - 0.01
+    # Slots are 1/18.8 s apart; a late wake-up shortens the next gap, never the total.
+    assert times[-1] - times[0] >= 9 / 18.8 - 0.01
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) > 0.5 / 18.8  # even: no two calls together
+
+
+def test_slots_wait_up_to_the_budget_then_refuse_with_the_time_to_the_next() -> None:
+    slept: list[float] = []
+    guard = QuotaGuard(1 / HEADROOM, wait=2.5, sleep=slept.append)  # exactly 1 call per second
+    for _ in range(3):
+        guard.acquire("s", "InitFaceVerify")  # slots at 0, 1 and 2 s: all within 2.5 s
+    assert slept == pytest.approx([1.0, 2.0], abs=0.01)
+    with pytest.raises(CloudThrottled) as info:
+        guard.acquire("s", "InitFaceVerify")  # 3 s away
+    assert info.value.retry_after == pytest.approx(3.0, abs=0.01)
 
 
 def _gateway(handler: httpx.MockTransport, **kw: object) -> object:
@@ -129,11 +143,18 @@ def test_a_refused_call_never_reaches_alibaba() -> None:
             outcomes.append("ok")
         except CloudThrottled:
             outcomes.append("throttled")
-    assert outcomes == ["ok"] * 4 + ["throttled"] * 6
-    assert len(calls) == 4
+    # 4.7/s and no waiting: the first goes, the next slot is 213 ms away.
+    assert outcomes == ["ok"] + ["throttled"] * 9
+    assert len(calls) == 1
 
 
-def test_many_threads_of_one_process_stay_under_the_quota() -> None:
+def usage(times: list[float], qps: float, seconds: float) -> float:
+    """Share of ``qps`` used in the ``seconds`` after the first call."""
+    first = min(times)
+    return sum(1 for t in times if t < first + seconds) / (qps * seconds)
+
+
+def test_many_threads_of_one_process_stay_under_the_quota_and_use_it() -> None:
     arrivals: list[float] = []
     lock = threading.Lock()
 
@@ -161,109 +182,149 @@ def test_many_threads_of_one_process_stay_under_the_quota() -> None:
     for t in threads:
         t.join()
     assert busiest_window(arrivals) <= 50
-    assert len(arrivals) >= 0.85 * 47 * 3  # the quota is used, not just respected
+    assert usage(arrivals, 50, 3.0) >= 0.9  # the quota is used, not just respected
 
 
 # -- shared through Redis, across processes ------------------------------------------------------
 
 
-Spans = list[tuple[float, float]]
-
-
 def _hammer(
     url: str,
-    scope: str,
+    prefix: str,
     qps: float,
     seconds: float,
     threads: int,
-    out: multiprocessing.Queue[tuple[Spans, int]],
+    go: Any,
+    ready: multiprocessing.Queue[str],
+    out: multiprocessing.Queue[tuple[list[float], int]],
 ) -> None:
-    guard = QuotaGuard(qps, wait=2.0, storage_url=url)
-    spans: list[tuple[float, float]] = []
+    guard = QuotaGuard(qps, wait=1.0, storage_url=url, key_prefix=prefix)
+    times: list[float] = []
     refused = 0
     lock = threading.Lock()
+    ready.put("ready")
+    go.wait(30)
     stop = time.time() + seconds
 
     def worker() -> None:
         nonlocal refused
         while time.time() < stop:
-            before = time.time()
             try:
-                guard.acquire(scope, "DescribeFaceVerify")
+                guard.acquire("cloudauth", "DescribeFaceVerify")
             except CloudThrottled:
                 with lock:
                     refused += 1
+                time.sleep(0.01)  # a refused client comes back a little later
                 continue
-            # The admission happened inside acquire's last hit: at most one sleep before "after".
             with lock:
-                spans.append((before, time.time()))
+                times.append(time.time())  # when the call would leave for Alibaba
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    out.put((spans, refused))
+    out.put((times, refused))
 
 
 @pytest.fixture
-def scope() -> Iterator[str]:
-    token = f"test-{secrets.token_hex(6)}"
+def prefix() -> Iterator[str]:
+    token = f"alicertify-test-{secrets.token_hex(6)}"
     yield token
     try:
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"*{token}*"))
+        keys = list(client.scan_iter(match=f"{token}*"))
         if keys:
             client.delete(*keys)
     except Exception:  # pragma: no cover - cleanup only
         pass
 
 
-@pytest.mark.redis
-def test_three_processes_share_one_window_in_redis(scope: str) -> None:
-    url = redis_url()
+def _three_processes(url: str, prefix: str, qps: float, seconds: float) -> tuple[list[float], int]:
     ctx = multiprocessing.get_context("spawn")
-    out: multiprocessing.Queue[tuple[Spans, int]] = ctx.Queue()
-    procs = [ctx.Process(target=_hammer, args=(url, scope, 20.0, 3.0, 4, out)) for _ in range(3)]
+    out: multiprocessing.Queue[tuple[list[float], int]] = ctx.Queue()
+    ready: multiprocessing.Queue[str] = ctx.Queue()
+    go = ctx.Event()
+    procs = [
+        ctx.Process(target=_hammer, args=(url, prefix, qps, seconds, 24, go, ready, out)) for _ in range(3)
+    ]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=60)
+    go.set()
     results = [out.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=30)
-    spans = [s for spans, _ in results for s in spans]
-    amount = admitted_per_window(20.0).amount  # 19
-    # Each admission's instant lies in its span; the precise moments are the limiter's.
-    precise = [after for _, after in spans]
-    assert certain_violations(spans, amount) == 0
-    assert busiest_window(precise, 0.9) <= amount
-    assert len(spans) >= 0.8 * amount * 3  # shared: the three together get one quota, not three
-    assert len(spans) <= amount * 4 + amount  # ...and not more
+    return [t for times, _ in results for t in times], sum(refused for _, refused in results)
 
 
 @pytest.mark.redis
-def test_without_redis_each_process_has_its_own_window(scope: str) -> None:
-    guard_a, guard_b = QuotaGuard(20), QuotaGuard(20)
-    for _ in range(19):
-        guard_a.acquire(scope, "InitFaceVerify")
-        guard_b.acquire(scope, "InitFaceVerify")
+@pytest.mark.parametrize("qps", [20.0, 50.0])
+def test_three_processes_share_one_even_schedule_in_redis(prefix: str, qps: float) -> None:
+    times, refused = _three_processes(redis_url(), prefix, qps, 3.0)
+    # 72 threads ask for far more than the quota; together they get one quota, evenly spaced.
+    measured = (busiest_window(times), usage(times, qps, 3.0), refused)
+    assert refused > 0, measured
+    assert busiest_window(times) <= qps, measured
+    assert usage(times, qps, 3.0) >= 0.9, measured
+
+
+@pytest.mark.redis
+def test_without_redis_each_process_has_its_own_schedule(prefix: str) -> None:
+    guard_a, guard_b = QuotaGuard(20, wait=0), QuotaGuard(20, wait=0)
+    guard_a.acquire("s", "InitFaceVerify")
+    guard_b.acquire("s", "InitFaceVerify")  # its own schedule: at once too
     assert not guard_a.shared
     url = redis_url()
-    shared_a, shared_b = QuotaGuard(20, wait=0, storage_url=url), QuotaGuard(20, wait=0, storage_url=url)
-    for i in range(19):
-        (shared_a if i % 2 else shared_b).acquire(scope, "InitFaceVerify")
+    shared_a = QuotaGuard(20, wait=0, storage_url=url, key_prefix=prefix)
+    shared_b = QuotaGuard(20, wait=0, storage_url=url, key_prefix=prefix)
+    shared_a.acquire("s", "InitFaceVerify")
     with pytest.raises(CloudThrottled):
-        shared_a.acquire(scope, "InitFaceVerify")
+        shared_b.acquire("s", "InitFaceVerify")  # the slot after a's is 53 ms away
     assert shared_a.shared
+    # Another account on the same Redis has its own schedule.
+    other = QuotaGuard(20, wait=0, storage_url=url, key_prefix=prefix, account="other")
+    other.acquire("s", "InitFaceVerify")
 
 
-def test_a_dead_redis_falls_back_to_the_process_window(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.redis
+def test_the_redis_schedule_expires_and_holds_no_secret(prefix: str) -> None:
+    import redis
+
+    guard = QuotaGuard(20, wait=0, storage_url=redis_url(), key_prefix=prefix, account="acct")
+    guard.acquire("cloudauth", "InitFaceVerify")
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"{prefix}:acct:cloudauth:InitFaceVerify"
+    assert guard.key_for("cloudauth", "InitFaceVerify") == key
+    assert 0 < client.pttl(key) <= 1100  # gone soon after the schedule is idle
+    assert abs(float(client.get(key) or 0) - (client.time()[0] + 1 / 18.8)) < 1.5  # server time
+
+
+def test_each_access_key_gets_its_own_namespace() -> None:
+    def key(credentials: StaticCredentials) -> str:
+        config = GatewayConfig(scene_id="1", credentials=credentials)
+        guard = guard_for(config)
+        assert guard is not None
+        return guard.key_for("cloudauth", "InitFaceVerify")
+
+    first = key(CREDS)
+    assert first.startswith(f"{KEY_PREFIX}:") and first.endswith(":cloudauth:InitFaceVerify")
+    assert CREDS.get().access_key_id not in first  # a hash, not the id
+    assert key(StaticCredentials("LTAI5tQuotaTest000001", "other-secret")) == first
+    assert key(StaticCredentials("LTAI5tQuotaTest000002", "x")) != first
+    # A rotating (STS) key id would split the account's schedule: the default namespace.
+    assert key(StaticCredentials("STS.abc", "x", "token")) == f"{KEY_PREFIX}:default:cloudauth:InitFaceVerify"
+
+
+def test_a_dead_redis_falls_back_to_the_process_schedule(caplog: pytest.LogCaptureFixture) -> None:
     guard = QuotaGuard(20, wait=0, storage_url="redis://127.0.0.1:1/0")
+    assert guard.shared
     with caplog.at_level(logging.WARNING, logger="flask_alicertify.cloud"):
         started = time.monotonic()
-        for _ in range(19):
-            guard.acquire("dead", "InitFaceVerify")
+        guard.acquire("dead", "InitFaceVerify")
         with pytest.raises(CloudThrottled):
             guard.acquire("dead", "InitFaceVerify")
         assert time.monotonic() - started < 2.0
@@ -272,9 +333,11 @@ def test_a_dead_redis_falls_back_to_the_process_window(caplog: pytest.LogCapture
 
 
 def test_an_unusable_storage_url_is_a_start_up_error() -> None:
-    with pytest.raises(ValueError, match="rate_limit_url") as info:
-        QuotaGuard(50, storage_url="nosuch://user:pw@host/0")
-    assert "pw" not in str(info.value)
+    for url in ("nosuch://user:pw@host/0", "memcached://user:pw@host:11211"):
+        with pytest.raises(ValueError, match="rate_limit_url") as info:
+            QuotaGuard(50, storage_url=url)
+        assert "pw" not in str(info.value)
+    assert not QuotaGuard(50, storage_url="memory://").shared
 
 
 def test_gateways_can_share_one_guard() -> None:
@@ -282,7 +345,7 @@ def test_gateways_can_share_one_guard() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json=OK))
     first = _gateway(transport, limiter=guard)
     second = _gateway(transport, limiter=guard)
-    for gw in (first, second, first, second):
-        gw.describe("c1")  # type: ignore[attr-defined]
+    first.describe("c1")  # type: ignore[attr-defined]
     with pytest.raises(CloudThrottled):
         second.describe("c1")  # type: ignore[attr-defined]
+    _gateway(transport).describe("c1")  # type: ignore[attr-defined]  # its own guard

@@ -10,8 +10,8 @@ import secrets
 
 import httpx
 import pytest
-from upstream import Upstream
-from upstream import answer
+from support.upstream import Upstream
+from support.upstream import answer
 
 from flask_alicertify.cloud import sm2
 from flask_alicertify.cloud import sm3

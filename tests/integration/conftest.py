@@ -22,17 +22,17 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask_login import FlaskLoginClient
-from integration_helpers import BASE_ENV
-from integration_helpers import LATER_COMMANDS
-from integration_helpers import OTHER_CERT_NAME
-from integration_helpers import OTHER_CERT_NO
-from integration_helpers import OUR_PREFIXES
-from integration_helpers import RECORD_TABLES
-from integration_helpers import Database
-from integration_helpers import Migrations
-from integration_helpers import command_env
-from integration_helpers import flask_command
 from support import skip_or_fail
+from support.integration import BASE_ENV
+from support.integration import LATER_COMMANDS
+from support.integration import OTHER_CERT_NAME
+from support.integration import OTHER_CERT_NO
+from support.integration import OUR_PREFIXES
+from support.integration import RECORD_TABLES
+from support.integration import Database
+from support.integration import Migrations
+from support.integration import command_env
+from support.integration import flask_command
 from support.storage import POSTGRES_URL
 from support.storage import check_postgres
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import refapp
-from integration_helpers import ENDPOINTS
-from integration_helpers import RECORD_TABLES
-from integration_helpers import guide_body
-from integration_helpers import signed_in
+from support.integration import ENDPOINTS
+from support.integration import RECORD_TABLES
+from support.integration import guide_body
+from support.integration import signed_in
 
 from flask_alicertify.identity import cert_no_digest
 from pytest_alicertify import CASES

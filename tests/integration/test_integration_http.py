@@ -9,9 +9,9 @@ import logging
 import re
 
 import pytest
-from integration_helpers import error_code
-from integration_helpers import guide_body
-from integration_helpers import signed_in
+from support.integration import error_code
+from support.integration import guide_body
+from support.integration import signed_in
 
 from flask_alicertify import certify_passed
 from pytest_alicertify import CASES

@@ -10,11 +10,11 @@ from contextlib import ExitStack
 from typing import Any
 
 import refapp
-from integration_helpers import OTHER_CERT_NAME
-from integration_helpers import OTHER_CERT_NO
-from integration_helpers import error_code
-from integration_helpers import guide_body
-from integration_helpers import signed_in
+from support.integration import OTHER_CERT_NAME
+from support.integration import OTHER_CERT_NO
+from support.integration import error_code
+from support.integration import guide_body
+from support.integration import signed_in
 
 import flask_alicertify
 from flask_alicertify import Record

@@ -8,8 +8,8 @@ describe, never the client's claim, and land in the instance's own table.
 from __future__ import annotations
 
 import pytest
-from integration_helpers import RECORD_TABLES
-from integration_helpers import signed_in
+from support.integration import RECORD_TABLES
+from support.integration import signed_in
 
 from pytest_alicertify import run_flow
 from pytest_alicertify.flow import DEFAULT_CERT_NO

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from integration_helpers import RECORD_TABLES
+from support.integration import RECORD_TABLES
 
 
 @pytest.fixture(scope="module")

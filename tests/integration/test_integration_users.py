@@ -13,11 +13,11 @@ import pytest
 import refapp
 from flask import Flask
 from flask_login import current_user
-from integration_helpers import OTHER_CERT_NAME
-from integration_helpers import OTHER_CERT_NO
-from integration_helpers import error_code
-from integration_helpers import guide_body
-from integration_helpers import signed_in
+from support.integration import OTHER_CERT_NAME
+from support.integration import OTHER_CERT_NO
+from support.integration import error_code
+from support.integration import guide_body
+from support.integration import signed_in
 
 from flask_alicertify import AliCertify
 from pytest_alicertify import CASES

@@ -12,8 +12,8 @@ from datetime import timedelta
 from datetime import timezone
 
 import refapp
-from integration_helpers import error_code
-from integration_helpers import signed_in
+from support.integration import error_code
+from support.integration import signed_in
 
 from pytest_alicertify import CASES
 from pytest_alicertify import run_flow

@@ -20,7 +20,8 @@ from pytest_alicertify.flow import DEFAULT_CERT_NAME
 from pytest_alicertify.flow import DEFAULT_CERT_NO
 from pytest_alicertify.options import DEFAULTS
 
-HERE = Path(__file__).resolve().parent
+#: The reference app's folder (tests/integration): ``flask`` subprocesses load ``refapp`` from it.
+HERE = Path(__file__).resolve().parents[1] / "integration"
 FLASK = str(Path(sys.executable).with_name("flask"))
 
 #: Both of Alibaba's cloudauth regions (the defaults), set as a list to exercise list decoding.
