@@ -30,7 +30,7 @@ from .p2_apps import Verification
 from .p2_apps import peer_db
 
 if TYPE_CHECKING:
-    from .p2_overhead import Rig
+    from .p2_rig import Rig
 
 USER = "user-1"
 
@@ -45,7 +45,7 @@ def median_us(fn: Callable[[], Any], n: int) -> float:
 
 
 def noop_request(app: Flask) -> Callable[[], None]:
-    from .p2_overhead import environ
+    from .p2_rig import environ
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         return lambda _data: None
@@ -113,8 +113,8 @@ def _parts(r: Rig) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[],
             row.updated_at = datetime.now(timezone.utc)
             peer_db.session.commit()
 
-    from .p2_overhead import PATHS
-    from .p2_overhead import timed_request
+    from .p2_rig import PATHS
+    from .p2_rig import timed_request
 
     wholes = {f"whole_{name}": timed_request(app, PATHS[name], r.ids) for name, app in r.apps.items()}
     return {

@@ -14,13 +14,13 @@ import io
 import re
 import sys
 import tokenize
-import warnings
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from support.docs_blocks import Block
 from support.docs_blocks import blocks
+from support.sphinx_build import build_html
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -271,32 +271,8 @@ def test_readmes_link_to_each_other() -> None:
 
 
 def test_chinese_site_builds_without_warnings(tmp_path: Path) -> None:
-    from sphinx.cmd.build import build_main
-
     out = tmp_path / "html" / "zh_CN"
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        # myst-parser's {include} touches an attribute Sphinx 9 deprecated; nothing we can change.
-        warnings.filterwarnings(
-            "ignore", message=r".*'sphinx\.environment\.BuildEnvironment\.app' is deprecated"
-        )
-        status = build_main(
-            [
-                "-W",
-                "--keep-going",
-                "-q",
-                "-b",
-                "html",
-                "-c",
-                str(DOCS),
-                "-D",
-                "language=zh_CN",
-                "-d",
-                str(tmp_path / "doctrees"),
-                str(ZH),
-                str(out),
-            ]
-        )
+    status = build_html(ZH, out, tmp_path / "doctrees", "-c", str(DOCS), "-D", "language=zh_CN")
     assert status == 0, "the Chinese docs build reported warnings or errors (see the captured stderr)"
     for name in PAIRS:
         if name == "README.md":
