@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+from support.kit import APP_CONFTEST
 
 pytest_plugins = ["pytester"]
 
-APP_FIXTURE = textwrap.dedent(
-    """
-    import pytest
-    from flask import Flask
-    from flask_alicertify import AliCertify
-
-    @pytest.fixture
-    def make_app(alicertify_cloud):
-        def make(**config):
-            app = Flask(__name__)
-            app.config.update(
-                TESTING=True,
-                SECRET_KEY="kit-tests",
-                ALICERTIFY_ALLOW_ANONYMOUS=True,
-                **alicertify_cloud.app_config,
-                **config,
-            )
-            AliCertify(app)
-            return app
-        return make
-
-    @pytest.fixture
-    def app(make_app):
-        return make_app()
-    """
-)
-
 
 def test_an_app_configured_for_saf_is_tested_against_saf(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(APP_FIXTURE)
+    pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(
         """
         import pytest
@@ -94,7 +66,7 @@ def test_an_app_configured_for_saf_is_tested_against_saf(pytester: pytest.Pytest
 
 
 def test_a_test_may_parametrize_alicertify_case_itself(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(APP_FIXTURE)
+    pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(
         """
         import pytest

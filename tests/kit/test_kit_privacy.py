@@ -3,38 +3,14 @@ shared sandbox server fixture."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+from support.kit import APP_CONFTEST
 
 pytest_plugins = ["pytester"]
 
-APP_FIXTURE = textwrap.dedent(
-    """
-    import pytest
-    from flask import Flask
-    from flask_alicertify import AliCertify
-
-    @pytest.fixture
-    def make_app(alicertify_cloud):
-        def make(**config):
-            app = Flask(__name__)
-            app.config.update(
-                TESTING=True,
-                SECRET_KEY="kit-tests",
-                ALICERTIFY_ALLOW_ANONYMOUS=True,
-                **alicertify_cloud.app_config,
-            )
-            app.config.update(config)
-            AliCertify(app)
-            return app
-        return make
-    """
-)
-
 
 def test_an_sm2_init_is_decrypted_by_the_fake_to_the_right_name_and_number(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(APP_FIXTURE)
+    pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(
         """
         import pytest
@@ -74,7 +50,7 @@ def test_an_sm2_init_is_decrypted_by_the_fake_to_the_right_name_and_number(pytes
 
 
 def test_the_kit_asserts_what_was_deleted_after_the_verdict(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(APP_FIXTURE)
+    pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(
         """
         from flask_alicertify.records import Status
