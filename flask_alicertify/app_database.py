@@ -35,6 +35,7 @@ from flask import Flask
 from flask import appcontext_pushed
 from flask import current_app
 from flask import has_app_context
+from flask.globals import app_ctx
 
 from .errors import ConfigurationError
 from .records import Record
@@ -173,7 +174,15 @@ class DeferredStorage:
 
     def _on_app_context(self, app: Flask, **_: Any) -> None:
         if self._storage is None and SQLALCHEMY_EXTENSION in app.extensions:
-            self._resolve()
+            try:
+                self._resolve()
+            except BaseException:
+                # Flask makes the context current before it sends appcontext_pushed, so an
+                # error raised here would leave it pushed, and every later call in this
+                # thread would see this app as current_app. Undo the push, then fail loudly.
+                if has_app_context() and app_ctx.app is app:
+                    app_ctx._get_current_object().pop()  # type: ignore[attr-defined]
+                raise
 
     def _resolve(self) -> SQLAlchemyStorage:
         with self._lock:

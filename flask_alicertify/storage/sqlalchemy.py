@@ -59,6 +59,8 @@ _JSON_FIELDS = fields_of_kind("json")
 _STATUS_FIELDS = fields_of_kind("status")
 _NON_TERMINAL = sorted(s.value for s in NON_TERMINAL)
 _TERMINAL = sorted(s.value for s in TERMINAL)
+#: Dialects whose CREATE TABLE and CREATE INDEX both take IF NOT EXISTS (MySQL's index does not).
+_IF_NOT_EXISTS_DIALECTS = frozenset({"sqlite", "postgresql"})
 
 
 class SQLAlchemyStorage:
@@ -133,12 +135,25 @@ class SQLAlchemyStorage:
             raise SchemaManagedByMigrations(self.table.name)
         with self._maybe_serial():
             try:
-                self.table.create(self.engine, checkfirst=True)
+                self._create_table()
             except sa.exc.DBAPIError:
-                # Another process created it between our check and our CREATE; the second
-                # check sees it. If the error was something else, it is raised again.
-                self.table.create(self.engine, checkfirst=True)
+                # Another connection created it between our check and our CREATE (PostgreSQL's
+                # IF NOT EXISTS can still collide in its catalogue); the second pass sees it.
+                # If the error was something else, it is raised again.
+                self._create_table()
         self._created = True
+
+    def _create_table(self) -> None:
+        if self.engine.dialect.name not in _IF_NOT_EXISTS_DIALECTS:
+            self.table.create(self.engine, checkfirst=True)
+            return
+        # A check-then-create races other connections, and SQLite's check can read a schema
+        # its connection cached before another one committed the table: let the database
+        # decide with IF NOT EXISTS, in one transaction.
+        with self.engine.begin() as conn:
+            conn.execute(sa.schema.CreateTable(self.table, if_not_exists=True))
+            for index in sorted(self.table.indexes, key=lambda i: i.name or ""):
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
     def drop_all(self) -> None:
         """Drop the table (tests and uninstalls); other tables of a shared metadata stay."""

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from flask import has_app_context
 from support import skip_or_fail
 from support.storage import POSTGRES_URL
 from support.storage import check_postgres
@@ -201,6 +202,7 @@ def test_an_unknown_bind_names_the_key(tmp_path: Path, order: str, closing: list
         db.init_app(app)
         with pytest.raises(ConfigurationError) as info, app.app_context():
             pass
+        assert not has_app_context()  # the failed push left no context behind
     assert info.value.key == "KYC_SQLALCHEMY_BIND"
     assert "'nope'" in str(info.value) and "audit" in str(info.value)
 
