@@ -231,8 +231,19 @@ class DeferredStorage:
     def update(self, record_id: str, *, expect: Collection[Status], **changes: Any) -> Record | None:
         return self._target().update(record_id, expect=expect, **changes)
 
-    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
-        return self._target().claim_describe(record_id, now=now, not_since=not_since)
+    def claim_describe(
+        self,
+        record_id: str | None = None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        certify_id: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Record | None:
+        return self._target().claim_describe(
+            record_id, now=now, not_since=not_since, certify_id=certify_id, match=match, changes=changes
+        )
 
     def latest_for_user(
         self,

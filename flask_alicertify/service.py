@@ -156,28 +156,41 @@ class CertifyService:
     ) -> Record:
         """Confirm the mini-program's claim with describe (unless terminal) and record the claim.
 
-        One storage write per post: the claim travels in the same compare-and-set as what
-        describe said (the verdict, the abandonment, or just "described now"). Within the
-        describe budget's interval only the first request describes; the others record their
-        claim and answer the stored state. When describe fails, the claim is written alone
-        before the 503, so it is never lost.
+        The usual post is one storage statement before describe: the describe claim, keyed by
+        the certify id, checks ownership and writes the client's claim in the same step. Only
+        when it misses (another user's record, unknown, terminal, or described within the
+        budget's interval) is the record read, to answer 404/403 or the stored state with the
+        claim noted. A failed describe leaves the claim stored before the 503, so it is never
+        lost; a post losing the race to an outcome stored meanwhile leaves its claim beside it.
         """
-        record = self._owned(certify_id, user_id)
-        if client_certify_id is not None and client_certify_id != record.certify_id:
-            logger.info("record %s: the client's result.certifyId differs; ignored", record.id)
-        if record.terminal:
-            return record
-        logger.info("record %s: client claims %s", record.id, client_status)
+        now = self.clock()
         claim = {"client_status": client_status, "client_error_code": client_error_code}
-        claimed = self.claim(record, self.clock()) if record.certify_id is not None else None
+        claimed = self.storage.claim_describe(
+            certify_id=certify_id,
+            now=now,
+            not_since=now - timedelta(seconds=self.settings.describe_min_interval),
+            match={"user_id": user_key(user_id)[0], "instance": self.instance, "sandbox": self.sandbox},
+            changes={**claim, "updated_at": now},
+        )
         if claimed is None:
+            record = self._owned(certify_id, user_id)
+            self._note_certify_id(record, client_certify_id)
+            if record.terminal:
+                return record
+            logger.info("record %s: client claims %s", record.id, client_status)
             return self.note(record, self.clock(), updated_at=self.clock(), **claim)
+        self._note_certify_id(claimed, client_certify_id)
+        logger.info("record %s: client claims %s", claimed.id, client_status)
         try:
             verdict = self.describe(claimed)
         except CloudError as e:
-            self.note(claimed, self.clock(), updated_at=self.clock(), **claim)
             raise describe_error(e) from e
-        return self.settle(claimed, verdict, client_status=client_status, claim=claim)
+        return self.settle(claimed, verdict, client_status=client_status, touch=False)
+
+    @staticmethod
+    def _note_certify_id(record: Record, client_certify_id: str | None) -> None:
+        if client_certify_id is not None and client_certify_id != record.certify_id:
+            logger.info("record %s: the client's result.certifyId differs; ignored", record.id)
 
     def current(self, *, user_id: str | int | None, certify_id: str) -> Record:
         """The record's state, re-described at most once per ``describe_min_interval``.
@@ -312,15 +325,14 @@ class CertifyService:
         verdict: Verdict,
         *,
         client_status: str | None,
-        claim: dict[str, str | None] | None = None,
+        touch: bool = True,
     ) -> Record:
         """Apply a describe verdict through compare-and-set; the winner sends the signal.
 
-        ``claim`` (a result post's ``client_status``/``client_error_code``) is written in the
-        same compare-and-set as the outcome. A post that loses the race to a terminal outcome
-        leaves no claim behind, exactly like a post that arrives after it.
+        A verdict that is not final changes nothing but ``updated_at`` (``touch``; a result
+        post's claim already wrote it, so it passes False and writes nothing).
         """
-        seen: dict[str, Any] = {"updated_at": self.clock(), **(claim or {})}
+        seen: dict[str, Any] = {"updated_at": self.clock()}
         if verdict.finished:
             status = Status.PASSED if verdict.passed else Status.FAILED
             new = self.storage.update(
@@ -344,7 +356,7 @@ class CertifyService:
             record = self.reload(record)
             if record.terminal:
                 return record
-        return self.note(record, self.clock(), **seen)
+        return self.note(record, self.clock(), **seen) if touch else record
 
     def expire(self, record: Record, now: datetime, *, error_code: str | None = None) -> Record | None:
         """Describable -> ``expired`` (the certify id is dead); None if another worker won."""

@@ -163,6 +163,35 @@ def normalise_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {name: normalise_value(name, value) for name, value in changes.items()}
 
 
+#: Fields a describe claim sets itself, or finds the record by: never in its ``changes``.
+_CLAIM_OWNED = frozenset({"status", "certify_id", "last_described_at", "describe_count"})
+
+
+def claim_arguments(
+    record_id: str | None,
+    certify_id: str | None,
+    match: Mapping[str, Any] | None,
+    changes: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``claim_describe``'s ``match`` and ``changes`` checked (values normalised like ``update``'s).
+
+    Exactly one of ``record_id`` and ``certify_id`` finds the record. ``match`` names fields that
+    must hold these values (None: unset) for the claim to succeed; ``changes`` are written with it.
+    """
+    if (record_id is None) == (certify_id is None):
+        raise TypeError("claim_describe() takes exactly one of record_id and certify_id")
+    match = dict(match or {})
+    changes = dict(changes or {})
+    unknown = sorted(set(match) - UPDATABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"claim_describe() got unknown match field(s): {', '.join(unknown)}")
+    owned = sorted(set(changes) & _CLAIM_OWNED)
+    if owned:
+        raise TypeError(f"claim_describe() cannot change {', '.join(owned)}")
+    checked_match = {name: None if v is None else normalise_value(name, v) for name, v in match.items()}
+    return checked_match, normalise_changes(changes)
+
+
 def page_cursor(after: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
     """A listing cursor checked and in UTC (or None for the first page)."""
     if after is None:

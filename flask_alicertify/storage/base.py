@@ -16,6 +16,7 @@ instance's) must not stall them.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -71,14 +72,29 @@ class Storage(Protocol):
         transition (which names the status fields) landing together both survive.
         """
 
-    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+    def claim_describe(
+        self,
+        record_id: str | None = None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        certify_id: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Record | None:
         """Atomically claim the right to describe the record now.
 
-        If the record is non-terminal and was last described at or before ``not_since`` (or
-        never), set ``last_described_at = now`` and add one to ``describe_count``, and return
-        the new record; otherwise (missing, terminal, or described since) return None. Of any
-        number of concurrent callers with the same ``not_since``, at most one gets a record.
-        ``updated_at`` is left alone: a claim is not a change of state.
+        The record is found by ``record_id``, or by ``certify_id`` when that is given instead.
+        If it is non-terminal, holds every value in ``match`` (field name to value; None means
+        unset) and was last described at or before ``not_since`` (or never), set
+        ``last_described_at = now``, add one to ``describe_count``, write ``changes`` (any
+        fields but those four) and return the new record; otherwise (missing, terminal, not
+        matching, or described since) return None and write nothing. Of any number of
+        concurrent callers with the same ``not_since``, at most one gets a record.
+        ``updated_at`` is left alone unless ``changes`` names it: a claim is not a change of state.
+
+        Why ``match`` and ``changes``: a result post checks ownership and stores the client's
+        claim in the same step as the claim, one statement where it used to take three.
         """
 
     def latest_for_user(

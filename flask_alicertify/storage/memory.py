@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from collections.abc import Collection
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ..records import Record
 from ..records import Status
+from ._common import claim_arguments
 from ._common import normalise_changes
 from ._common import normalise_record
 from ._common import page_cursor
@@ -76,17 +78,31 @@ class MemoryStorage:
             self._records[record_id] = new
             return new
 
-    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+    def claim_describe(
+        self,
+        record_id: str | None = None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        certify_id: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Record | None:
+        wanted, checked = claim_arguments(record_id, certify_id, match, changes)
         now = utc(now, "now")
         cutoff = utc(not_since, "not_since")
         with self._lock:
-            current = self._records.get(record_id)
+            if record_id is None:
+                record_id = self._by_certify_id.get(certify_id or "")
+            current = self._records.get(record_id) if record_id is not None else None
             if current is None or current.terminal:
+                return None
+            if any(getattr(current, name) != value for name, value in wanted.items()):
                 return None
             if current.last_described_at is not None and current.last_described_at > cutoff:
                 return None
-            new = current.replace(last_described_at=now, describe_count=current.describe_count + 1)
-            self._records[record_id] = new
+            new = current.replace(last_described_at=now, describe_count=current.describe_count + 1, **checked)
+            self._records[current.id] = new
             return new
 
     def latest_for_user(

@@ -31,11 +31,13 @@ from typing import Any
 
 import redis
 
+from ..records import NON_TERMINAL
 from ..records import RECORD_FIELDS
 from ..records import Record
 from ..records import Status
 from . import redis_scripts
 from ._common import FIELD_TYPES
+from ._common import claim_arguments
 from ._common import normalise_changes
 from ._common import normalise_record
 from ._common import page_cursor
@@ -194,11 +196,39 @@ class RedisStorage:
             raise RecordExists("another record already has this certify id")
         return _decode_flat(list(result))
 
-    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
+    def claim_describe(
+        self,
+        record_id: str | None = None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        certify_id: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Record | None:
+        """One script checks and claims; ``changes`` follow in a second compare-and-set (an
+        outcome stored in between wins, as it would over a later :meth:`update`)."""
+        wanted, checked = claim_arguments(record_id, certify_id, match, changes)
+        if certify_id is not None:
+            wanted["certify_id"] = certify_id
+            found = self.client.get(f"{self.prefix}certify:{certify_id}")
+            if found is None:
+                return None
+            record_id = _text(found)
+        assert record_id is not None
+        pairs: list[str] = []
+        for name, value in sorted(wanted.items()):
+            pairs += [name, "-" if value is None else "=" + _encode(name, value)]
         result = self._claim_script(
-            keys=[self._record_key(record_id)], args=[_iso(now, "now"), _iso(not_since, "not_since")]
+            keys=[self._record_key(record_id)],
+            args=[_iso(now, "now"), _iso(not_since, "not_since"), str(len(pairs) // 2), *pairs],
         )
-        return None if result is None else _decode_flat(list(result))
+        if result is None:
+            return None
+        claimed = _decode_flat(list(result))
+        if not checked:
+            return claimed
+        return self.update(record_id, expect=NON_TERMINAL, **checked) or claimed
 
     def latest_for_user(
         self,

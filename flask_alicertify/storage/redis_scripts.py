@@ -123,7 +123,8 @@ return redis.call('HGETALL', KEYS[1])
 """
 )
 
-#: KEYS[1] record hash. ARGV: now (ISO-8601 UTC, fixed width), not_since (same format).
+#: KEYS[1] record hash. ARGV: now (ISO-8601 UTC, fixed width), not_since (same format), the
+#: number of matched fields, then per field its name and ``=value`` (or ``-`` for unset).
 #: The fixed-width ISO form (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``) orders as text exactly as in
 #: time, so the interval check needs no date parsing. Returns the new hash, or false.
 CLAIM_DESCRIBE = (
@@ -131,6 +132,14 @@ CLAIM_DESCRIBE = (
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or TERMINAL[status] then return false end
+for i = 4, 3 + 2 * tonumber(ARGV[3]), 2 do
+  local have, want = redis.call('HGET', KEYS[1], ARGV[i]), ARGV[i + 1]
+  if want == '-' then
+    if have then return false end
+  elseif have ~= string.sub(want, 2) then
+    return false
+  end
+end
 local last = redis.call('HGET', KEYS[1], 'last_described_at')
 if last and last > ARGV[2] then return false end
 redis.call('HSET', KEYS[1], 'last_described_at', ARGV[1])

@@ -38,6 +38,7 @@ from ..records import Record
 from ..records import Status
 from ._common import DATETIME_FIELDS
 from ._common import as_utc_loaded
+from ._common import claim_arguments
 from ._common import fields_of_kind
 from ._common import normalise_changes
 from ._common import normalise_record
@@ -51,6 +52,8 @@ from .sqltable import create_engine
 from .sqltable import is_memory_sqlite
 from .sqltable import make_table
 from .sqltable import table_in
+from .sqlwrites import claim_statement
+from .sqlwrites import update_statement
 
 __all__ = ["SQLITE_BUSY_TIMEOUT", "SQLAlchemyStorage", "create_engine", "make_table"]
 
@@ -108,7 +111,8 @@ class SQLAlchemyStorage:
         t = self.table
         self._select_by_id = sa.select(t).where(t.c.id == sa.bindparam("match_id"))
         self._select_by_certify_id = sa.select(t).where(t.c.certify_id == sa.bindparam("match_certify_id"))
-        self._claim = self._claim_statement()
+        #: Describe claims by shape: found by, matched fields (and whether NULL), changed columns.
+        self._claims: dict[tuple[Any, ...], sa.Update] = {}
         #: Compare-and-set statements by the sorted names of the columns they set.
         self._updates: dict[tuple[str, ...], sa.Update] = {}
         #: Reads built on first use, by shape.
@@ -246,31 +250,10 @@ class SQLAlchemyStorage:
         return self._one(self._select_by_certify_id, {"match_certify_id": certify_id})
 
     def _update_statement(self, columns: tuple[str, ...], expected: int) -> sa.Update:
-        """``UPDATE t SET <columns> WHERE id = :match_id AND status IN (<expected> values)``, built once.
-
-        The IN list has one bound parameter per expected status (not an "expanding" parameter,
-        which SQLAlchemy re-renders on every execution). Only the named columns are written, so
-        two updates naming different columns (a purge and a transition) never undo each other.
-        """
         key = (*columns, str(expected))
         statement = self._updates.get(key)
         if statement is None:
-            t = self.table
-            values: dict[str, Any] = {
-                name: sa.bindparam(f"new_{name}", type_=t.c[name].type) for name in columns
-            }
-            if not values:
-                # Still a CAS (and a row lock) with nothing to change: an UPDATE needs a SET clause.
-                values = {"status": t.c.status}
-            statuses_in = [sa.bindparam(f"match_status_{i}", type_=t.c.status.type) for i in range(expected)]
-            statement = (
-                t.update()
-                .where(t.c.id == sa.bindparam("match_id"), t.c.status.in_(statuses_in))
-                .values(values)
-            )
-            if self._returning:
-                statement = statement.returning(*t.c)
-            self._updates[key] = statement
+            statement = self._updates[key] = update_statement(self.table, columns, expected, self._returning)
         return statement
 
     def _write(self, statement: sa.Update, params: Mapping[str, Any], record_id: str) -> Record | None:
@@ -299,32 +282,44 @@ class SQLAlchemyStorage:
         except IntegrityError as e:
             raise RecordExists("another record already has this certify id") from e
 
-    def _claim_statement(self) -> sa.Update:
-        t = self.table
-        statement = (
-            t.update()
-            .where(
-                t.c.id == sa.bindparam("match_id"),
-                t.c.status.in_(_NON_TERMINAL),
-                sa.or_(
-                    t.c.last_described_at.is_(None),
-                    t.c.last_described_at <= sa.bindparam("not_since", type_=t.c.last_described_at.type),
-                ),
-            )
-            .values(
-                last_described_at=sa.bindparam("now", type_=t.c.last_described_at.type),
-                describe_count=t.c.describe_count + 1,
-            )
-        )
-        return statement.returning(*t.c) if self._returning else statement
-
-    def claim_describe(self, record_id: str, *, now: datetime, not_since: datetime) -> Record | None:
-        params = {
-            "match_id": record_id,
+    def claim_describe(
+        self,
+        record_id: str | None = None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        certify_id: str | None = None,
+        match: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> Record | None:
+        wanted, checked = claim_arguments(record_id, certify_id, match, changes)
+        values = self._to_row(checked)
+        matched = self._to_row({k: v for k, v in wanted.items() if v is not None})
+        shape = tuple((name, wanted[name] is None) for name in sorted(wanted))
+        columns = tuple(sorted(values))
+        by = "id" if record_id is not None else "certify_id"
+        key = (by, shape, columns)
+        statement = self._claims.get(key)
+        if statement is None:
+            statement = self._claims[key] = claim_statement(self.table, by, shape, columns, self._returning)
+        params: dict[str, Any] = {
+            "match_key": record_id if record_id is not None else certify_id,
             "now": self._dt_out(now, "now"),
             "not_since": self._dt_out(not_since, "not_since"),
         }
-        return self._write(self._claim, params, record_id)
+        params.update((f"match_{name}", value) for name, value in matched.items())
+        params.update((f"new_{name}", value) for name, value in values.items())
+        with self._begin() as conn:
+            result = conn.execute(statement, params)
+            if self._returning:
+                row = result.first()
+            else:
+                if result.rowcount != 1:
+                    return None
+                found = self._select_by_id if record_id is not None else self._select_by_certify_id
+                name = "match_id" if record_id is not None else "match_certify_id"
+                row = conn.execute(found, {name: params["match_key"]}).one()
+        return None if row is None else self._to_record(row)
 
     def latest_for_user(
         self,

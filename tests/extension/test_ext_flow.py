@@ -327,40 +327,75 @@ def test_result_upstream_failure_records_the_claim(h: Harness, fault: Fault, cod
 
 
 class CountingStorage(MemoryStorage):
-    """Memory storage that counts writes (compare-and-sets) other than the delivery mark."""
+    """Memory storage that counts the statements a request makes, but the delivery mark."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.updates = 0
+        self.calls: list[str] = []
         self.delivery_marks = 0
+
+    def get(self, record_id: str) -> Record | None:
+        self.calls.append("get")
+        return super().get(record_id)
+
+    def get_by_certify_id(self, certify_id: str) -> Record | None:
+        self.calls.append("get_by_certify_id")
+        return super().get_by_certify_id(certify_id)
+
+    def claim_describe(self, record_id: str | None = None, **kwargs: Any) -> Record | None:
+        self.calls.append("claim_describe")
+        return super().claim_describe(record_id, **kwargs)
 
     def update(self, record_id: str, *, expect: Any, **changes: Any) -> Record | None:
         if set(changes) == {"delivered_at"}:
             self.delivery_marks += 1  # after the receivers ran: a write of its own by design
         else:
-            self.updates += 1
+            self.calls.append("update")
         return super().update(record_id, expect=expect, **changes)
 
 
 @pytest.mark.parametrize(
-    ("outcome", "claim", "status"),
+    ("outcome", "claim", "status", "calls"),
     [
-        pytest.param(Outcome.passes(), "9000", "passed", id="verdict"),
-        pytest.param(Outcome.never_finishes(), "9000", "pending", id="not-finished"),
-        pytest.param(Outcome.never_finishes(), "6001", "abandoned", id="abandoned"),
+        pytest.param(Outcome.passes(), "9000", "passed", ["claim_describe", "update"], id="verdict"),
+        pytest.param(Outcome.never_finishes(), "9000", "pending", ["claim_describe"], id="not-finished"),
+        pytest.param(
+            Outcome.never_finishes(), "6001", "abandoned", ["claim_describe", "update"], id="abandoned"
+        ),
     ],
 )
-def test_result_post_writes_once_with_the_claim(outcome: Outcome, claim: str, status: str) -> None:
+def test_result_post_claims_checks_and_writes_in_one_statement(
+    outcome: Outcome, claim: str, status: str, calls: list[str]
+) -> None:
+    """The claim checks ownership and stores the client's claim; only an outcome writes again."""
     storage = CountingStorage()
     with harness(storage=storage) as h:
         h.cloud.script_next(outcome)
         cid = h.start()
-        before, marks = storage.updates, storage.delivery_marks
+        storage.calls.clear()
+        marks = storage.delivery_marks
         assert h.result(cid, claim).get_json()["status"] == status
-        assert storage.updates - before == 1
+        assert storage.calls == calls
         assert storage.delivery_marks - marks == (1 if status == "passed" else 0)
         record = h.record(cid)
         assert (record.status.value, record.client_status, record.describe_count) == (status, claim, 1)
+
+
+def test_a_result_post_that_misses_the_claim_reads_once() -> None:
+    """Within the interval, for another user, or terminal: one read decides the answer."""
+    storage = CountingStorage()
+    with harness(storage=storage) as h:
+        h.cloud.script_next(Outcome.never_finishes())
+        cid = h.start()
+        h.result(cid, "9000")
+        storage.calls.clear()
+        assert h.result(cid, "6002").get_json()["status"] == "pending"  # within the interval
+        assert storage.calls == ["claim_describe", "get_by_certify_id", "update"]
+        assert h.record(cid).client_status == "6002"
+        storage.calls.clear()
+        assert h.result(cid, "9000", user="mallory").status_code == 403
+        assert storage.calls == ["claim_describe", "get_by_certify_id"]
+        assert h.record(cid).client_status == "6002"  # nothing written for the other user
 
 
 def test_outer_order_no_is_our_record_id_and_certify_url_is_not_stored(h: Harness) -> None:

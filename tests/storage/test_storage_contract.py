@@ -518,6 +518,91 @@ def test_claim_describe_refuses_terminal_and_missing_records(storage: Storage) -
         storage.claim_describe(new_id(), now=datetime(2025, 1, 1), not_since=T0)
 
 
+def test_claim_describe_by_certify_id_with_match_and_changes(storage: Storage) -> None:
+    """A result post's one statement: found by certify id, owner checked, claim written."""
+    record = make(certify_id="cid-" + new_id(), sandbox=False)
+    storage.create(record)
+    now = T0 + timedelta(seconds=10)
+    owner = {"user_id": "user-1", "instance": record.instance, "sandbox": False}
+    changes = {"client_status": "9000", "client_error_code": None, "updated_at": now}
+
+    def claim(certify_id: str = record.certify_id or "", **match: Any) -> Record | None:
+        return storage.claim_describe(
+            certify_id=certify_id,
+            now=now,
+            not_since=now - timedelta(seconds=2),
+            match={**owner, **match},
+            changes=changes,
+        )
+
+    # Not matching (another user, instance or mode, an unset field expected) or unknown: no write.
+    assert claim(user_id="mallory") is None
+    assert claim(instance="other") is None
+    assert claim(sandbox=True) is None
+    assert claim(sub_code="anything") is None
+    assert claim(user_id=None) is None
+    assert claim("cid-unknown") is None
+    assert storage.get(record.id) == record
+    claimed = claim(sub_code=None)  # None matches an unset field
+    expected = record.replace(last_described_at=now, describe_count=1, client_status="9000", updated_at=now)
+    assert claimed == expected
+    assert storage.get(record.id) == expected
+    assert claim() is None  # within the interval
+    assert storage.get_by_certify_id(record.certify_id or "") == expected
+
+
+def test_claim_describe_matches_an_anonymous_owner(storage: Storage) -> None:
+    record = make(user_id=None, certify_id="cid-" + new_id())
+    storage.create(record)
+    got = storage.claim_describe(certify_id=record.certify_id, now=T0, not_since=T0, match={"user_id": None})
+    assert got is not None and got.describe_count == 1
+    other = make(certify_id="cid-" + new_id())
+    storage.create(other)
+    assert (
+        storage.claim_describe(certify_id=other.certify_id, now=T0, not_since=T0, match={"user_id": None})
+        is None
+    )
+
+
+def test_claim_describe_refuses_bad_arguments(storage: Storage) -> None:
+    record = make(certify_id="cid-" + new_id())
+    storage.create(record)
+    with pytest.raises(TypeError, match="exactly one"):
+        storage.claim_describe(record.id, certify_id=record.certify_id, now=T0, not_since=T0)
+    with pytest.raises(TypeError, match="exactly one"):
+        storage.claim_describe(now=T0, not_since=T0)
+    for owned in ("status", "certify_id", "last_described_at", "describe_count"):
+        with pytest.raises(TypeError, match="cannot change"):
+            storage.claim_describe(record.id, now=T0, not_since=T0, changes={owned: None})
+    with pytest.raises(TypeError, match="unknown match"):
+        storage.claim_describe(record.id, now=T0, not_since=T0, match={"nope": 1})
+    assert storage.get(record.id) == record
+
+
+def claim_by_certify_id_race_once(storage: Storage, threads: int = 8) -> None:
+    record = make(certify_id="cid-" + new_id())
+    storage.create(record)
+    now = T0 + timedelta(seconds=10)
+
+    def claim(i: int) -> Record | None:
+        return storage.claim_describe(
+            certify_id=record.certify_id,
+            now=now,
+            not_since=now - timedelta(seconds=5),
+            match={"user_id": "user-1"},
+            changes={"client_status": str(i), "updated_at": now},
+        )
+
+    winners = [r for r in together(*[lambda i=i: claim(i) for i in range(threads)]) if r is not None]
+    assert len(winners) == 1
+    assert storage.get(record.id) == winners[0]
+
+
+def test_claim_describe_by_certify_id_race_has_one_winner(storage: Storage) -> None:
+    for _ in range(3):
+        claim_by_certify_id_race_once(storage)
+
+
 def together(*calls: Any) -> list[Any]:
     """Run ``calls`` in threads released at one moment; their results in order, or the first error."""
     barrier = threading.Barrier(len(calls))
