@@ -67,7 +67,8 @@ CREATE TABLE records (
 def extension_app(url: str, database: Path) -> Flask:
     app = Flask("bench_p2_extension")
     app.config.update(
-        SECRET_KEY="bench",
+        # No SECRET_KEY in any of the three apps, so Flask opens a session cookie in none of them.
+        ALICERTIFY_PII_KEY="bench-pii-key-32-bytes-long-xxxxx",
         ALICERTIFY_SCENE_ID=SCENE_ID,
         ALICERTIFY_ACCESS_KEY_ID=KEY_ID,
         ALICERTIFY_ACCESS_KEY_SECRET=KEY_SECRET,

@@ -2,13 +2,14 @@
 
 Each part is the median of ``n`` calls in a loop, with no profiler (which inflates small calls):
 the describe through the extension's gateway (quota guard included) and through the minimal
-view's (guard off) and the SDK's; the extension's ownership read, its describe claim (the atomic
-``UPDATE`` that lets one request per interval describe) and its compare-and-set write, the
-minimal view's raw ``UPDATE`` + commit, the peer's ORM load + commit; the body's validation, the
-answer's JSON, and Flask's own dispatch (a bare ``POST`` view on the extension's app). A part the
-current code cannot run (an internal renamed) is left out rather than failing the figure. The
-parts do not add up exactly to a whole request (caches, branch prediction); "glue" is the
-difference, i.e. the blueprint's hooks, the user loader, the service's logic and the error set-up.
+view's (guard off) and the SDK's; the extension's describe claim (the one ``UPDATE`` a result
+post makes before describing: it lets one request per interval describe, checks the owner and
+stores the client's claim), the minimal view's raw ``UPDATE`` + commit, the peer's ORM load +
+commit; the body's validation, the answer's JSON, the language, and Flask's own dispatch (a bare
+``POST`` view on the extension's app). A part the current code cannot run (an internal renamed)
+is left out rather than failing the figure. The parts do not add up exactly to a whole request
+(caches, branch prediction); "glue" is the difference, i.e. the blueprint's hooks, the user
+loader, the service's logic and the error set-up.
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ def noop_request(app: Flask) -> Callable[[], None]:
 def _parts(r: Rig) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Any]]]:
     """The parts timed as they are, and those timed inside one request context (pushed once)."""
     from flask_alicertify import schemas
-    from flask_alicertify.records import NON_TERMINAL
     from flask_alicertify.responses import choose_language
     from flask_alicertify.responses import load
     from flask_alicertify.results import result_body
@@ -75,21 +75,16 @@ def _parts(r: Rig) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[],
     record = st.storage.get_by_certify_id(certify_id)
     body = {"certifyId": certify_id, "resultStatus": "9000", "result": None}
 
-    def write() -> Any:
-        now = datetime.now(timezone.utc)
-        return st.storage.update(
-            record.id,
-            expect=NON_TERMINAL,
-            last_described_at=now,
-            describe_count=record.describe_count + 1,
-            updated_at=now,
-            client_status="9000",
-            client_error_code=None,
-        )
-
     def claim() -> Any:
+        """The one statement of a result post before describe: claim, owner check and the claim."""
         now = datetime.now(timezone.utc)
-        return st.storage.claim_describe(record.id, now=now, not_since=now)
+        return st.storage.claim_describe(
+            certify_id=certify_id,
+            now=now,
+            not_since=now,
+            match={"user_id": USER, "instance": record.instance, "sandbox": record.sandbox},
+            changes={"client_status": "9000", "client_error_code": None, "updated_at": now},
+        )
 
     def raw_update() -> None:
         now = datetime.now(timezone.utc).isoformat()
@@ -122,9 +117,7 @@ def _parts(r: Rig) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[],
         "describe_extension": lambda: st.gateway.describe(certify_id),
         "describe_minimal": lambda: minimal["gateway"].describe(certify_id),
         "describe_sdk": sdk_describe,
-        "ownership_read": lambda: st.storage.get_by_certify_id(certify_id),
         "claim": claim,
-        "write": write,
         "raw_update": raw_update,
         "orm_read_write": orm_cycle,
         "flask_floor": noop_request(ext),
@@ -185,7 +178,7 @@ def glue(parts: dict[str, float | None]) -> dict[str, float | None]:
         total, *rest_values = (v for v in values if v is not None)
         return total - sum(rest_values)
 
-    ext = ("flask_floor", "describe_extension", "ownership_read", "claim", "write", "validate", "answer_json")
+    ext = ("flask_floor", "describe_extension", "claim", "validate", "answer_json", "choose_language")
     return {
         "extension": rest("extension", ext),
         "minimal": rest("minimal", ("flask_floor", "describe_minimal", "raw_update")),

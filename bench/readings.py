@@ -21,7 +21,7 @@ def _p2(v: dict[str, Any]) -> list[str]:
         return []
     ext, peer, minimal = (v[n]["median_ms"] * 1000.0 for n in ("extension", "peer", "minimal"))
     p = {k: (x if x is not None else float("nan")) for k, x in parts.items()}
-    storage = p["ownership_read"] + p.get("claim", 0.0) + p["write"]
+    storage = p["claim"]
     statements = v.get("statements_per_request", {})
     text = [
         f"**P2.** Per request the extension takes {ext:.0f} µs, the minimal view {minimal:.0f} µs and the "
@@ -29,9 +29,8 @@ def _p2(v: dict[str, Any]) -> list[str]:
         f"variant: {_us(parts.get('describe_extension'))} through the extension's gateway (the quota "
         f"guard included) vs {_us(parts.get('describe_minimal'))} with the guard off, and "
         f"{_us(parts.get('describe_sdk'))} through the official SDK. The extension's storage costs "
-        f"{storage:.0f} µs ({statements.get('extension', '?')} statements: the ownership read "
-        f"{_us(parts.get('ownership_read'))}, the describe claim {_us(parts.get('claim'))}, the "
-        f"compare-and-set write {_us(parts.get('write'))}) "
+        f"{storage:.0f} µs ({statements.get('extension', '?')} statement(s): the describe claim, "
+        "which also checks the owner and stores the client's claim) "
         f"against {_us(parts.get('raw_update'))} for the minimal view's raw `UPDATE` + commit and "
         f"{_us(parts.get('orm_read_write'))} for the peer's ORM load + commit "
         f"({statements.get('peer', '?')} statements). Validating the body costs "

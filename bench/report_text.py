@@ -119,6 +119,15 @@ HISTORY = """
 Changes measured before the figures above took their present form (the numbers are those runs',
 on the same 2-CPU development machine).
 
+**P2 and P3, one statement per result post (P2 1.82× → 1.43–1.51×, P2peer 0.94× → 0.72×,
+P3 0.48 → 0.67, P3sqlite 0.67 → 0.81).** A result post used to read the record (to check its
+owner before spending an upstream call), claim the describe, then write the client's claim:
+three statements. The describe claim now finds the record by its certify id, checks the owner
+(user, instance, sandbox mode) in its `WHERE` and stores the client's claim in the same
+`UPDATE … RETURNING`; the record is read only when the claim misses (another user's, unknown,
+terminal, or within the interval). The P2 apps also stopped differing in `SECRET_KEY`: only the
+extension's app had one, so only it paid Flask's session cookie handling (about 0.1 ms).
+
 **P1b (10.20 → 2.00 calls).** `GET /result/<id>` no longer describes a record nobody has reported
 back on (no client claim) until it is `ALICERTIFY_UNCLAIMED_DESCRIBE_AFTER` (60 s) old: during
 the face scan Alibaba can only answer "not finished", and the result post (or the callback)
