@@ -112,6 +112,44 @@ def test_a_burst_is_paced_not_released_at_once() -> None:
     assert min(gaps) > 0.5 / 18.8  # even: no two calls together
 
 
+def test_a_thread_waking_late_gives_up_its_slot_once() -> None:
+    """A starved process wakes its sleepers after their slots: they would start together with
+    the calls scheduled after them, so each takes a new slot (once; never more than two)."""
+    oversleep = 0.2  # a process without the CPU for 200 ms, 4 intervals at 18.8/s
+    guard = QuotaGuard(20, wait=2.0, sleep=lambda seconds: time.sleep(seconds + oversleep))
+    scope = f"t-{secrets.token_hex(4)}"
+    takes: list[float] = []
+    take = guard._take
+
+    def counting(key: str, interval: float, budget: float) -> tuple[bool, float]:
+        taken, delay = take(key, interval, budget)
+        takes.append(delay)
+        return taken, delay
+
+    guard._take = counting  # type: ignore[method-assign]
+    guard.acquire(scope, "DescribeFaceVerify")  # an idle schedule: at once, on time
+    assert len(takes) == 1
+    guard.acquire(scope, "DescribeFaceVerify")  # 53 ms to wait, woke 200 ms late: a new slot
+    assert len(takes) == 3 and takes[1] > 0
+    # The new slot is the schedule's next one, after the slot given up: the call leaves the
+    # crowd of calls scheduled meanwhile instead of joining it.
+    assert takes[2] >= 0.0
+    # Late again at the second slot: it goes anyway (the wait is bounded, and a slot given up
+    # is quota nobody uses).
+    takes.clear()
+    guard._take = lambda key, interval, budget: (counting(key, interval, budget)[0], 0.05)  # type: ignore[method-assign]
+    guard.acquire(scope, "InitFaceVerify")
+    assert len(takes) == 2
+    # On time, one slot per call.
+    punctual = QuotaGuard(20, wait=2.0)
+    slots: list[float] = []
+    punctual_take = punctual._take
+    punctual._take = lambda *a: slots.append(0.0) or punctual_take(*a)  # type: ignore[method-assign,func-returns-value]
+    for _ in range(3):
+        punctual.acquire(scope, "InitFaceVerify")
+    assert len(slots) == 3
+
+
 def test_slots_wait_up_to_the_budget_then_refuse_with_the_time_to_the_next() -> None:
     slept: list[float] = []
     guard = QuotaGuard(1 / HEADROOM, wait=2.5, sleep=slept.append)  # exactly 1 call per second
