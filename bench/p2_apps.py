@@ -77,7 +77,7 @@ def extension_app(url: str, database: Path) -> Flask:
         ALICERTIFY_DATABASE_URL=f"sqlite:///{database}",
         ALICERTIFY_MAX_ATTEMPTS_PER_DAY=None,
         ALICERTIFY_UPSTREAM_QPS=NON_BINDING_QPS,
-        # Every post takes the path of a verification's first result post (claim, describe, write):
+        # Every post takes the path of a verification's first result post (claim, describe):
         # with the default 2 s, repeated posts for one session within 2 s answer the stored state.
         ALICERTIFY_DESCRIBE_MIN_INTERVAL=0,
     )

@@ -5,7 +5,8 @@ against one fake cloud in another process (:mod:`bench.fake_server`), so no vari
 fake's signature checks on its own CPU time and all pay the same loopback round trip. SQLite files
 live in one temporary folder, all with the extension's journal mode, sync level and busy timeout.
 The sessions (started through the extension's ``/init``) never finish, so every request of every
-variant reads the row, describes (Code 424) and writes once.
+variant describes (Code 424) and writes the row once: the peer loads and commits it, the minimal
+view and the extension make one ``UPDATE`` (the extension's also checks the owner).
 
 Each request is a fresh WSGI environ handed to ``app.wsgi_app`` (building it is not timed). The
 variants alternate request by request (A B C, then C B A, …) and the medians are compared. The

@@ -24,6 +24,7 @@ from .readings import readings
 from .report_text import HISTORY
 from .report_text import INTRO
 from .report_text import METHOD
+from .report_text import OBSTACLES
 
 RESULTS = ROOT / "bench" / "results.json"
 BASELINE = ROOT / "bench" / "baseline.json"
@@ -182,6 +183,7 @@ def markdown(data: dict[str, Any], baseline: dict[str, Any] | None = None) -> st
             lines += [paragraph, ""]
     else:
         lines.append("")
+    lines += [*OBSTACLES.strip("\n").splitlines(), ""]
     lines += [*METHOD.strip("\n").splitlines(), "", *HISTORY.strip("\n").splitlines(), ""]
     return "\n".join(lines)
 
