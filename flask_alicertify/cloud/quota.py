@@ -27,10 +27,12 @@ How (GCRA, the generic cell rate algorithm):
   takes the next one, once. Its process was short of CPU (logging the sends inside the servers
   showed the crowding there, after the guard's decision: a sliding window checked at that point
   still let 51-56 calls into one second), so the calls scheduled after it are starting too. P6
-  with this rule at 2 intervals: 0 throttled in 5 of 6 runs (1 in the sixth) and at most 49-51
-  calls in any second, against 4-6 throttled and 52-55 without it; the price is the slots given
-  up (80-90 % of the quota used while a 4× burst overloads the 2-CPU host, against 78-94 %). At
-  1 interval: 0 throttled in 4 of 4 runs, but 66-87 % used; at 4 intervals, 0-10 throttled;
+  with this rule at 3 intervals: 0 throttled and at most 49-50 calls in any second in 4 of 4
+  runs, against 4-6 throttled and 52-55 without it; the price is the slots given up (80-92 % of
+  the quota used while a 4× burst overloads the 2-CPU host, against 78-94 %; three processes of
+  24 threads on an idle host still use 93-95 %). At 1 or 2 intervals more slots are given up
+  (66-87 % and 80-90 % in P6, and the idle three-process test fell to 89 %); at 4, 0-10 calls
+  were throttled;
 * the TAT lives in Redis when ``rate_limit_url`` is set, updated by one small Lua script that reads
   the Redis server's ``TIME``, so the clocks of the hosts do not matter and every process and host
   using that Redis shares one schedule. Otherwise it lives in this process (a lock and a float;
@@ -76,7 +78,7 @@ HEADROOM = 0.94
 #: Calls that may go ahead of the even schedule (GCRA's burst tolerance, in calls).
 BURST = 0
 #: Intervals a call may start after its slot; a later one gives the slot up for the next, once.
-LATE = 2.0
+LATE = 3.0
 #: Key prefix in a shared Redis.
 KEY_PREFIX = "alicertify-quota"
 #: The namespace when the account is not known (one schedule for everything sharing that Redis).

@@ -115,7 +115,7 @@ def test_a_burst_is_paced_not_released_at_once() -> None:
 def test_a_thread_waking_late_gives_up_its_slot_once() -> None:
     """A starved process wakes its sleepers after their slots: they would start together with
     the calls scheduled after them, so each takes a new slot (once; never more than two)."""
-    oversleep = 0.2  # a process without the CPU for 200 ms, 4 intervals at 18.8/s
+    oversleep = 0.3  # a process without the CPU for 300 ms, 5-6 intervals at 18.8/s
     guard = QuotaGuard(20, wait=2.0, sleep=lambda seconds: time.sleep(seconds + oversleep))
     scope = f"t-{secrets.token_hex(4)}"
     takes: list[float] = []
