@@ -168,7 +168,7 @@ class CertifyService:
         claimed = self.storage.claim_describe(
             certify_id=certify_id,
             now=now,
-            not_since=now - timedelta(seconds=self.settings.describe_min_interval),
+            not_since=self._not_since(now),
             match={"user_id": user_key(user_id)[0], "instance": self.instance, "sandbox": self.sandbox},
             changes={**claim, "updated_at": now},
         )
@@ -295,8 +295,11 @@ class CertifyService:
         """The describe budget: the record as claimed for a describe now, or None when it was
         described within ``describe_min_interval`` (or is terminal). Atomic in storage, so of
         concurrent requests on any number of workers one describes."""
-        not_since = now - timedelta(seconds=self.settings.describe_min_interval)
-        return self.storage.claim_describe(record.id, now=now, not_since=not_since)
+        return self.storage.claim_describe(record.id, now=now, not_since=self._not_since(now))
+
+    def _not_since(self, now: datetime) -> datetime:
+        """The describe budget's cutoff: a record described after it waits for the interval."""
+        return now - timedelta(seconds=self.settings.describe_min_interval)
 
     def describe(self, record: Record) -> Verdict:
         """DescribeFaceVerify with the record's stored certify id: the one place a record is

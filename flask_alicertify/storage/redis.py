@@ -154,11 +154,15 @@ class RedisStorage:
         raw = self.client.hgetall(self._record_key(record_id))
         return _decode(raw) if raw else None
 
+    def _record_id_for(self, certify_id: str) -> str | None:
+        found = self.client.get(f"{self.prefix}certify:{certify_id}")
+        return None if found is None else _text(found)
+
     def get_by_certify_id(self, certify_id: str) -> Record | None:
-        record_id = self.client.get(f"{self.prefix}certify:{certify_id}")
+        record_id = self._record_id_for(certify_id)
         if record_id is None:
             return None
-        record = self.get(_text(record_id))
+        record = self.get(record_id)
         return record if record is not None and record.certify_id == certify_id else None
 
     def update(self, record_id: str, *, expect: Collection[Status], **changes: Any) -> Record | None:
@@ -211,11 +215,9 @@ class RedisStorage:
         wanted, checked = claim_arguments(record_id, certify_id, match, changes)
         if certify_id is not None:
             wanted["certify_id"] = certify_id
-            found = self.client.get(f"{self.prefix}certify:{certify_id}")
-            if found is None:
-                return None
-            record_id = _text(found)
-        assert record_id is not None
+            record_id = self._record_id_for(certify_id)
+        if record_id is None:
+            return None
         pairs: list[str] = []
         for name, value in sorted(wanted.items()):
             pairs += [name, "-" if value is None else "=" + _encode(name, value)]

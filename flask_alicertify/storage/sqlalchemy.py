@@ -256,8 +256,9 @@ class SQLAlchemyStorage:
             statement = self._updates[key] = update_statement(self.table, columns, expected, self._returning)
         return statement
 
-    def _write(self, statement: sa.Update, params: Mapping[str, Any], record_id: str) -> Record | None:
-        """Run a conditional ``UPDATE``; the new row when it matched, else None."""
+    def _write(self, statement: sa.Update, params: Mapping[str, Any], *, by: str, key: str) -> Record | None:
+        """Run a conditional ``UPDATE``; the new row when it matched, else None. Without
+        ``RETURNING`` (MySQL) the row is read back by ``by`` (``id`` or ``certify_id``) = ``key``."""
         with self._begin() as conn:
             result = conn.execute(statement, params)
             if self._returning:
@@ -265,7 +266,10 @@ class SQLAlchemyStorage:
             else:
                 if result.rowcount != 1:
                     return None
-                row = conn.execute(self._select_by_id, {"match_id": record_id}).one()
+                if by == "id":
+                    row = conn.execute(self._select_by_id, {"match_id": key}).one()
+                else:
+                    row = conn.execute(self._select_by_certify_id, {"match_certify_id": key}).one()
         return None if row is None else self._to_record(row)
 
     def update(self, record_id: str, *, expect: Collection[Status], **changes: Any) -> Record | None:
@@ -278,7 +282,7 @@ class SQLAlchemyStorage:
         params["match_id"] = record_id
         params.update((f"match_status_{i}", value) for i, value in enumerate(wanted))
         try:
-            return self._write(self._update_statement(columns, len(wanted)), params, record_id)
+            return self._write(self._update_statement(columns, len(wanted)), params, by="id", key=record_id)
         except IntegrityError as e:
             raise RecordExists("another record already has this certify id") from e
 
@@ -297,29 +301,21 @@ class SQLAlchemyStorage:
         matched = self._to_row({k: v for k, v in wanted.items() if v is not None})
         shape = tuple((name, wanted[name] is None) for name in sorted(wanted))
         columns = tuple(sorted(values))
-        by = "id" if record_id is not None else "certify_id"
-        key = (by, shape, columns)
-        statement = self._claims.get(key)
+        by, found = ("id", record_id) if record_id is not None else ("certify_id", certify_id or "")
+        shape_key = (by, shape, columns)
+        statement = self._claims.get(shape_key)
         if statement is None:
-            statement = self._claims[key] = claim_statement(self.table, by, shape, columns, self._returning)
+            statement = self._claims[shape_key] = claim_statement(
+                self.table, by, shape, columns, self._returning
+            )
         params: dict[str, Any] = {
-            "match_key": record_id if record_id is not None else certify_id,
+            "match_key": found,
             "now": self._dt_out(now, "now"),
             "not_since": self._dt_out(not_since, "not_since"),
         }
         params.update((f"match_{name}", value) for name, value in matched.items())
         params.update((f"new_{name}", value) for name, value in values.items())
-        with self._begin() as conn:
-            result = conn.execute(statement, params)
-            if self._returning:
-                row = result.first()
-            else:
-                if result.rowcount != 1:
-                    return None
-                found = self._select_by_id if record_id is not None else self._select_by_certify_id
-                name = "match_id" if record_id is not None else "match_certify_id"
-                row = conn.execute(found, {name: params["match_key"]}).one()
-        return None if row is None else self._to_record(row)
+        return self._write(statement, params, by=by, key=found)
 
     def latest_for_user(
         self,

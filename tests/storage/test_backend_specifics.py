@@ -237,3 +237,22 @@ def test_create_all_refuses_when_migrations_own_the_table(tmp_path: Path) -> Non
     assert sa.inspect(engine).has_table("alicertify_records")
     assert issubclass(SchemaManagedByMigrations, RuntimeError)
     engine.dispose()
+
+
+def test_without_returning_writes_read_the_row_back(tmp_path: Path) -> None:
+    """MySQL has no ``UPDATE … RETURNING``: the row is read back by id or by certify id."""
+    storage = SQLAlchemyStorage(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    storage._returning = False  # as on MySQL; statements are built on first use
+    try:
+        record = make(certify_id="cid-" + secrets.token_hex(4))
+        storage.create(record)
+        updated = storage.update(record.id, expect={Status.PENDING}, client_status="9000")
+        assert updated == record.replace(client_status="9000")
+        claimed = storage.claim_describe(
+            certify_id=record.certify_id, now=T0, not_since=T0, changes={"client_error_code": "Z"}
+        )
+        assert claimed == updated.replace(last_described_at=T0, describe_count=1, client_error_code="Z")
+        assert storage.claim_describe(record.id, now=T0, not_since=T0 - timedelta(seconds=1)) is None
+        assert storage.update(record.id, expect={Status.PASSED}, client_status="x") is None
+    finally:
+        storage.close()
